@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AggregatorConfig(AppConfig):
+    name = "aggregator"
+    verbose_name = "News"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+"""Offline demo content: fictional publications served over loopback HTTP."""

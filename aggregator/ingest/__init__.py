@@ -1,0 +1,1 @@
+"""Fetching, parsing, extraction and scheduling: the network-facing half of the product."""

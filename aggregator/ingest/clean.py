@@ -1,0 +1,64 @@
+"""Sanitizing what publishers send us: HTML we keep, and plain text we show."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nh3
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "cite", "code", "dd", "del", "dl", "dt", "em",
+    "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li",
+    "mark", "ol", "p", "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody",
+    "td", "tfoot", "th", "thead", "time", "tr", "u", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "abbr": {"title"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "time": {"datetime"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+# C0/C1 controls (but tab, newline, carriage return), invisible format characters used
+# to hide text, and Unicode tag characters; none has a place in a headline or a card.
+_INVISIBLE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
+    "\U000e0000-\U000e007f]"
+)
+_SPACE = re.compile(r"\s+")
+
+
+def strip_invisible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
+
+
+def sanitize_html(fragment: str) -> str:
+    """Publisher HTML reduced to inert structure: no script, style, event handler,
+    image or frame, and links only to http(s)/mailto with rel=noopener nofollow."""
+    if not fragment:
+        return ""
+    return nh3.clean(
+        strip_invisible(fragment),
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="noopener noreferrer nofollow ugc",
+        strip_comments=True,
+    ).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment, paragraphs kept as blank-line breaks."""
+    if not fragment:
+        return ""
+    marked = re.sub(r"(?i)<\s*(br|/p|/div|/li|/h[1-6]|/blockquote|/tr)\b[^>]*>", "\n\n", fragment)
+    text = html.unescape(nh3.clean(strip_invisible(marked), tags=set()))
+    paragraphs = (_SPACE.sub(" ", p).strip() for p in re.split(r"\n\s*\n", text))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def one_line(fragment: str) -> str:
+    """A headline or name: tags dropped, entities decoded, whitespace collapsed."""
+    return _SPACE.sub(" ", html_to_text(fragment)).strip()

@@ -1,0 +1,103 @@
+"""Main text and metadata of an article page, with trafilatura, bounded in size and time."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import signal
+import threading
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import trafilatura
+from django.conf import settings
+
+from aggregator.ingest.clean import strip_invisible
+from aggregator.ingest.urls import is_http_url
+
+logger = logging.getLogger(__name__)
+
+_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?)", re.I)
+
+
+class ExtractionError(Exception):
+    pass
+
+
+@dataclass
+class Extraction:
+    title: str = ""
+    author: str = ""
+    date: str = ""
+    language: str = ""
+    image: str = ""
+    text: str = ""
+    sitename: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @property
+    def published_at(self) -> datetime | None:
+        if not self.date:
+            return None
+        try:
+            value = datetime.fromisoformat(self.date)
+        except ValueError:
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Interrupt the block after `seconds` where a signal can do it (the main thread
+    of a worker or command); elsewhere django-q2's task timeout is the backstop."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise ExtractionError(f"extraction took longer than {seconds} seconds")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def extract_html(html: bytes | str, *, url: str = "", time_limit_s: int | None = None) -> Extraction:
+    """Extract the article in `html`; raise ExtractionError when there is none."""
+    raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
+    cap = settings.EXTRACT_MAX_BYTES
+    if len(raw) > cap:
+        raise ExtractionError(f"the page is {len(raw):,} bytes, over the {cap:,} byte extraction cap")
+    limit = settings.EXTRACT_TIME_LIMIT if time_limit_s is None else time_limit_s
+    with time_limit(limit):
+        doc = trafilatura.bare_extraction(
+            raw,
+            url=url or None,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            max_tree_size=50_000,
+        )
+    if doc is None or not (doc.text or "").strip():
+        raise ExtractionError("no article text was found on the page")
+    lang = doc.language or ""
+    if not lang:
+        match = _LANG.search(raw[:4096])
+        lang = match.group(1).decode().replace("_", "-").lower() if match else ""
+    image = doc.image or ""
+    return Extraction(
+        title=strip_invisible(doc.title or "").strip(),
+        author=strip_invisible(doc.author or "").strip()[:300],
+        date=doc.date or "",
+        language=lang[:16],
+        image=image if is_http_url(image) else "",
+        text=strip_invisible(doc.text).strip(),
+        sitename=strip_invisible(doc.sitename or "").strip(),
+    )

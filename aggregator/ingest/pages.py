@@ -1,0 +1,87 @@
+"""Reading each new article in full: fetch its page, extract, keep the feed's text
+when the page cannot be had, and recover articles a dead worker left behind."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from aggregator.ingest.clean import html_to_text, one_line
+from aggregator.ingest.extract import Extraction, ExtractionError, extract_html
+from aggregator.ingest.http import FetchError, fetch
+from aggregator.models import Article
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+State = Article.State
+
+
+def fetch_and_extract(url: str) -> Extraction:
+    if not url:
+        raise ExtractionError("the feed entry has no link to a page")
+    response = fetch(url, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
+                     max_bytes=settings.EXTRACT_MAX_BYTES)
+    if response.status >= 400:
+        raise ExtractionError(f"the page answered HTTP {response.status}")
+    if response.content_type and "html" not in response.content_type:
+        raise ExtractionError(f"the page is {response.content_type}, not HTML")
+    return extract_html(response.content, url=response.url)
+
+
+def extract_article(article_id: int, *, now: datetime | None = None) -> str:
+    """Claim one discovered article, read its page, store the text. Idempotent: an
+    article another worker holds or already finished is left alone."""
+    now = now or timezone.now()
+    article = Article.objects.filter(pk=article_id).select_related("source").first()
+    if article is None or not article.claim(from_state=State.DISCOVERED, to_state=State.EXTRACTING, now=now):
+        return "skipped: not waiting for extraction"
+    Article.objects.filter(pk=article.pk).update(extract_attempts=article.extract_attempts + 1)
+
+    feed_text = html_to_text(article.content_html or article.summary_html)
+    fields: dict = {"state": State.EXTRACTED, "extracted_at": timezone.now(), "state_changed_at": timezone.now()}
+    try:
+        page = fetch_and_extract(article.url)
+    except (FetchError, ExtractionError) as exc:
+        fields.update(text=feed_text, extraction_error=f"{exc}; showing the feed's own text")
+        outcome = f"kept the feed's text: {exc}"
+    else:
+        use_page = len(page.text) >= len(feed_text) * 0.5
+        fields.update(text=page.text if use_page else feed_text, extraction_error="")
+        if not article.author and page.author:
+            fields["author"] = one_line(page.author)[:300]
+        if not article.image_url and page.image:
+            fields["image_url"] = page.image[:2000]
+        if page.language:
+            fields["language"] = page.language
+        if article.published_at is None and page.published_at and page.published_at <= now:
+            fields["published_at"] = page.published_at
+        outcome = f"extracted {len(page.text):,} characters"
+    updated = Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(**fields)
+    return outcome if updated else "skipped: another worker finished it first"
+
+
+def recover_stuck(*, now: datetime | None = None) -> list[int]:
+    """Articles a dead worker held go back to the queue; those that failed too often are
+    given their feed text. Returns the ids to enqueue for extraction."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.STUCK_AFTER_MINUTES)
+    stuck = Article.objects.filter(state=State.EXTRACTING, state_changed_at__lt=cutoff)
+    for article in stuck.filter(extract_attempts__gte=MAX_ATTEMPTS):
+        Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(
+            state=State.EXTRACTED, state_changed_at=now, extracted_at=now,
+            text=html_to_text(article.content_html or article.summary_html),
+            extraction_error=f"gave up reading the page after {MAX_ATTEMPTS} attempts; "
+                             "showing the feed's own text",
+        )
+    stuck.update(state=State.DISCOVERED, state_changed_at=now)
+    # Discovered articles whose task was lost (Redis has no delivery receipts).
+    waiting = list(
+        Article.objects.filter(state=State.DISCOVERED, state_changed_at__lt=cutoff)
+        .values_list("pk", flat=True)[:500]
+    )
+    Article.objects.filter(pk__in=waiting, state=State.DISCOVERED).update(state_changed_at=now)
+    return waiting

@@ -1,0 +1,150 @@
+"""Polling one source: conditional GET, parse, upsert, schedule."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from http import HTTPStatus
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from aggregator.ingest import schedule
+from aggregator.ingest.feeds import NotAFeed, parse_feed
+from aggregator.ingest.http import FetchError, fetch
+from aggregator.models import Article, Source
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PollResult:
+    source_id: int
+    status: str  # "new", "unchanged", "not-modified", "failed"
+    new_article_ids: list[int] = field(default_factory=list)
+    entries: int = 0
+    error: str = ""
+
+    def __str__(self) -> str:
+        if self.status == "failed":
+            return f"failed: {self.error}"
+        if self.status == "new":
+            return f"{len(self.new_article_ids)} new of {self.entries} entries"
+        return self.status
+
+
+def _reason(status: int) -> str:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "unexpected status"
+    return f"HTTP {status} {phrase}"
+
+
+def record_failure(source: Source, error: str, *, now: datetime, status: int | None = None,
+                   headers: dict[str, str] | None = None) -> PollResult:
+    failures = source.consecutive_failures + 1
+    base = source.poll_interval_override or source.poll_interval or settings.POLL_DEFAULT_INTERVAL
+    wait = schedule.backoff_interval(failures=failures, base=base, headers=headers, now=now)
+    next_at = now + schedule.with_jitter(wait)
+    Source.objects.filter(pk=source.pk).update(
+        consecutive_failures=F("consecutive_failures") + 1,
+        last_error=error[:2000],
+        last_status=status,
+        next_poll_at=next_at,
+    )
+    source.consecutive_failures, source.last_error, source.next_poll_at = failures, error, next_at
+    logger.warning("poll of %s failed (%d in a row): %s; next try %s", source.feed_url, failures,
+                   error, next_at.isoformat(timespec="minutes"))
+    return PollResult(source.pk, "failed", error=error)
+
+
+def _conditional_headers(source: Source) -> dict[str, str]:
+    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
+                         "text/xml;q=0.9, */*;q=0.5"}
+    if source.etag:
+        headers["If-None-Match"] = source.etag
+    if source.last_modified:
+        headers["If-Modified-Since"] = source.last_modified
+    return headers
+
+
+def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
+    """Fetch and ingest one source that the caller has claimed (Source.claim_poll).
+
+    A 304, or a body identical to the last one, costs no parse and no write: the claim
+    already moved next_poll_at on by the learnt interval.
+    """
+    now = now or timezone.now()
+    try:
+        response = fetch(source.feed_url, headers=_conditional_headers(source))
+    except FetchError as exc:
+        return record_failure(source, str(exc), now=now)
+
+    if response.not_modified and source.consecutive_failures == 0:
+        return PollResult(source.pk, "not-modified")
+    if response.status >= 400 or (300 <= response.status < 400 and not response.not_modified):
+        return record_failure(source, _reason(response.status), now=now, status=response.status,
+                              headers=dict(response.headers))
+
+    body_hash = hashlib.sha256(response.content).hexdigest() if not response.not_modified else ""
+    if body_hash and body_hash == source.content_hash and source.consecutive_failures == 0:
+        return PollResult(source.pk, "unchanged")
+
+    new_ids: list[int] = []
+    entries = []
+    ttl = None
+    warning = ""
+    feed_title = feed_link = feed_language = ""
+    if not response.not_modified:
+        try:
+            parsed = parse_feed(response.content, url=response.url, content_type=response.content_type)
+        except NotAFeed as exc:
+            return record_failure(source, str(exc), now=now, status=response.status)
+        except Exception as exc:  # feedparser on hostile bytes: record it, never crash the worker
+            logger.exception("parsing %s failed", source.feed_url)
+            return record_failure(source, f"the feed could not be parsed: {exc!r}", now=now,
+                                  status=response.status)
+        entries, ttl, warning = parsed.entries, parsed.ttl_minutes, parsed.warning
+        feed_title, feed_link, feed_language = parsed.title, parsed.link, parsed.language
+        for entry in entries:
+            article, created = Article.objects.upsert_from_entry(source, entry, now=now)
+            if created:
+                new_ids.append(article.pk)
+
+    published = [e.published_at for e in entries] or list(
+        source.articles.order_by("-sort_at").values_list("published_at", flat=True)[:50]
+    )
+    learnt = schedule.learnt_interval(published, now=now)
+    interval = schedule.next_interval(
+        learnt=learnt, override=source.poll_interval_override, ttl=ttl,
+        headers=dict(response.headers), now=now,
+    )
+    updates = {
+        "consecutive_failures": 0,
+        "last_error": warning[:2000],
+        "last_status": response.status,
+        "last_success_at": now,
+        "poll_interval": learnt,
+        "next_poll_at": now + schedule.with_jitter(interval),
+    }
+    if not response.not_modified:
+        updates.update(
+            etag=response.headers.get("etag", "")[:500],
+            last_modified=response.headers.get("last-modified", "")[:100],
+            content_hash=body_hash,
+        )
+    if feed_title and not source.name:
+        updates["name"] = feed_title
+    if feed_link and not source.site_url:
+        updates["site_url"] = feed_link[:2000]
+    if feed_language and not source.language:
+        updates["language"] = feed_language
+    Source.objects.filter(pk=source.pk).update(**updates)
+    for key, value in updates.items():
+        setattr(source, key, value)
+    status = "new" if new_ids else "unchanged"
+    return PollResult(source.pk, status, new_article_ids=new_ids, entries=len(entries))

@@ -1,0 +1,313 @@
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, models, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+
+logger = logging.getLogger(__name__)
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    icon = models.CharField(max_length=8, blank=True, help_text="An emoji shown before the source name.")
+    description = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return f"{self.icon} {self.name}".strip()
+
+    def get_absolute_url(self) -> str:
+        return reverse("category", args=[self.slug])
+
+
+class AudienceTag(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    keywords = models.TextField(
+        blank=True, help_text="Comma-separated words that suggest this audience (used by the extractive enricher)."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SourceQuerySet(models.QuerySet):
+    def due(self, now: datetime | None = None) -> SourceQuerySet:
+        now = now or timezone.now()
+        return self.filter(is_active=True).filter(
+            models.Q(next_poll_at__isnull=True) | models.Q(next_poll_at__lte=now)
+        )
+
+    def failing(self) -> SourceQuerySet:
+        return self.filter(consecutive_failures__gt=0)
+
+
+class Source(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    feed_url = models.URLField(max_length=2000, unique=True)
+    site_url = models.URLField(max_length=2000, blank=True)
+    language = models.CharField(max_length=16, blank=True, help_text="BCP 47 code, e.g. en, de, zh.")
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
+    is_active = models.BooleanField(default=True, help_text="Uncheck to pause polling.")
+    is_demo = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Polling state.
+    poll_interval_override = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Minutes between polls; empty: learnt from the feed."
+    )
+    poll_interval = models.PositiveIntegerField(default=30, help_text="Minutes, learnt from the feed.")
+    etag = models.CharField(max_length=500, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = SourceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("source", args=[self.slug])
+
+    @property
+    def is_healthy(self) -> bool:
+        return self.consecutive_failures == 0
+
+    def claim_poll(self, *, now: datetime, lease_minutes: int) -> bool:
+        """Take this source for one poll; False when another worker already has it.
+
+        The claim moves next_poll_at forward, so the dispatcher does not hand the same
+        source out twice, and a poll that dies halfway is simply retried after the lease.
+        """
+        claimed = (
+            Source.objects.filter(pk=self.pk, next_poll_at=self.next_poll_at)
+            .update(last_polled_at=now, next_poll_at=now + timezone.timedelta(minutes=lease_minutes))
+        )
+        if claimed:
+            self.last_polled_at = now
+            self.next_poll_at = now + timezone.timedelta(minutes=lease_minutes)
+        return bool(claimed)
+
+    @classmethod
+    def unique_slug(cls, name: str) -> str:
+        base = slugify(name)[:90] or "source"
+        slug, n = base, 2
+        while cls.objects.filter(slug=slug).exists():
+            slug, n = f"{base}-{n}", n + 1
+        return slug
+
+
+class Story(models.Model):
+    headline = models.CharField(max_length=500)
+    first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lead_article = models.ForeignKey(
+        "Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-first_seen_at"]
+        verbose_name_plural = "stories"
+
+    def __str__(self) -> str:
+        return self.headline
+
+
+@dataclass
+class EntryData:
+    """What we keep of one feed entry, already cleaned (see ingest.feeds)."""
+
+    guid: str
+    url: str
+    canonical_url: str
+    title: str
+    summary_html: str = ""
+    content_html: str = ""
+    author: str = ""
+    published_at: datetime | None = None
+    image_url: str = ""
+    language: str = ""
+
+
+def guid_key(guid: str) -> str:
+    """Entry ids can be any length; keep short ones readable and hash long ones."""
+    if len(guid) <= 500:
+        return guid
+    return "sha256:" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class ArticleQuerySet(models.QuerySet):
+    def visible(self) -> ArticleQuerySet:
+        return self.filter(is_hidden=False)
+
+    def for_cards(self) -> ArticleQuerySet:
+        return self.select_related("source", "category", "source__category").order_by(
+            "-is_featured", "-sort_at", "-pk"
+        )
+
+
+class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
+    UPDATABLE = ("url", "title", "summary_html", "content_html", "author", "published_at", "image_url")
+
+    def upsert_from_entry(self, source: Source, entry: EntryData, *, now: datetime) -> tuple[Article, bool]:
+        """Insert or update the article of one feed entry; (article, created).
+
+        Keyed on (source, guid) and on the canonical URL, so a re-poll, two polls at
+        once, or the same story syndicated by two feeds never makes a second row. An
+        unchanged entry makes no write at all.
+        """
+        key = guid_key(entry.guid)
+        existing = self._find(source, key, entry.canonical_url)
+        if existing is None:
+            published = entry.published_at
+            if published and published > now:
+                published = now  # a clock or time zone error at the publisher
+            article = Article(
+                source=source,
+                guid=key,
+                url=entry.url,
+                canonical_url=entry.canonical_url,
+                title=entry.title[:1000],
+                summary_html=entry.summary_html,
+                content_html=entry.content_html,
+                author=entry.author[:300],
+                published_at=published,
+                image_url=entry.image_url[:2000],
+                language=entry.language[:16] or source.language,
+                category_id=source.category_id,
+                collected_at=now,
+                sort_at=published or now,
+                state_changed_at=now,
+            )
+            try:
+                with transaction.atomic():
+                    article.save(force_insert=True)
+                return article, True
+            except IntegrityError:
+                existing = self._find(source, key, entry.canonical_url)
+                if existing is None:
+                    raise
+        if existing.source_id != source.pk:
+            return existing, False  # a syndicated copy: the first publisher keeps it
+        changes = {}
+        for name in self.UPDATABLE:
+            value = getattr(entry, name)
+            if name == "published_at" and (value is None or value > now):
+                continue
+            if name == "title":
+                value = value[:1000]
+            if value and getattr(existing, name) != value:
+                changes[name] = value
+        if changes:
+            self.filter(pk=existing.pk).update(**changes)
+            for name, value in changes.items():
+                setattr(existing, name, value)
+        return existing, False
+
+    def _find(self, source: Source, guid: str, canonical_url: str) -> Article | None:
+        match = self.filter(source=source, guid=guid).first()
+        if match is None and canonical_url:
+            match = self.filter(canonical_url=canonical_url).first()
+        return match
+
+
+class Article(models.Model):
+    class State(models.TextChoices):
+        DISCOVERED = "discovered", "Discovered"
+        EXTRACTING = "extracting", "Extracting"
+        EXTRACTED = "extracted", "Extracted"
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="articles")
+    guid = models.CharField(max_length=600, help_text="The feed entry's id.")
+    url = models.URLField(max_length=2000)
+    canonical_url = models.URLField(max_length=2000, blank=True)
+    title = models.CharField(max_length=1000)
+    author = models.CharField(max_length=300, blank=True)
+    summary_html = models.TextField(blank=True, help_text="The feed's summary, sanitized.")
+    content_html = models.TextField(blank=True, help_text="The feed's full content, sanitized.")
+    text = models.TextField(blank=True, help_text="Main text extracted from the page.")
+    image_url = models.URLField(max_length=2000, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
+    audiences = models.ManyToManyField(AudienceTag, blank=True, related_name="articles")
+    story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="articles")
+
+    published_at = models.DateTimeField(null=True, blank=True, help_text="The publisher's timestamp.")
+    collected_at = models.DateTimeField(default=timezone.now, help_text="When we first saw it.")
+    sort_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DISCOVERED, db_index=True)
+    state_changed_at = models.DateTimeField(default=timezone.now)
+    extract_attempts = models.PositiveSmallIntegerField(default=0)
+    extracted_at = models.DateTimeField(null=True, blank=True)
+    extraction_error = models.TextField(blank=True)
+
+    is_featured = models.BooleanField(default=False)
+    is_hidden = models.BooleanField(default=False)
+
+    objects = ArticleManager()
+
+    class Meta:
+        ordering = ["-sort_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "guid"], name="article_unique_source_guid"),
+            models.UniqueConstraint(
+                fields=["canonical_url"],
+                condition=~models.Q(canonical_url=""),
+                name="article_unique_canonical_url",
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "state_changed_at"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("article", args=[self.pk])
+
+    @property
+    def lead_text(self) -> str:
+        """The first lines shown on a card: the feed's standfirst, else the text."""
+        from aggregator.ingest.clean import html_to_text
+
+        return html_to_text(self.summary_html)[:600] or self.body_text[:600]
+
+    @property
+    def body_text(self) -> str:
+        from aggregator.ingest.clean import html_to_text
+
+        return self.text or html_to_text(self.content_html or self.summary_html)
+
+    def claim(self, *, from_state: str, to_state: str, now: datetime) -> bool:
+        """Move to `to_state` only if still in `from_state`: one worker wins."""
+        updated = Article.objects.filter(pk=self.pk, state=from_state).update(
+            state=to_state, state_changed_at=now
+        )
+        if updated:
+            self.state, self.state_changed_at = to_state, now
+        return bool(updated)

@@ -1,0 +1,63 @@
+"""django-q2 entry points: thin, idempotent, each safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from aggregator.ingest.pages import extract_article, recover_stuck
+from aggregator.ingest.poll import poll_source
+from aggregator.models import Source
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(func: str, *args, group: str | None = None) -> None:
+    """Enqueue after the current transaction commits, so the worker finds the rows."""
+    transaction.on_commit(lambda: async_task(func, *args, group=group))
+
+
+def claim_due_sources(*, limit: int = 200) -> list[Source]:
+    now = timezone.now()
+    claimed = []
+    for source in Source.objects.due(now).order_by("next_poll_at")[:limit]:
+        lease = source.poll_interval_override or source.poll_interval or settings.POLL_DEFAULT_INTERVAL
+        if source.claim_poll(now=now, lease_minutes=lease):
+            claimed.append(source)
+    return claimed
+
+
+def dispatch_polls() -> str:
+    """Every minute: claim each due source and enqueue its poll."""
+    sources = claim_due_sources()
+    for source in sources:
+        enqueue("aggregator.tasks.poll_source_task", source.pk, group="poll")
+    return f"enqueued {len(sources)} polls"
+
+
+def poll_source_task(source_id: int) -> str:
+    source = Source.objects.filter(pk=source_id, is_active=True).first()
+    if source is None:
+        return "skipped: source gone or paused"
+    result = poll_source(source)
+    enqueue_extractions(result.new_article_ids)
+    return f"{source}: {result}"
+
+
+def enqueue_extractions(article_ids: list[int]) -> None:
+    for article_id in article_ids:
+        enqueue("aggregator.tasks.extract_article_task", article_id, group="extract")
+
+
+def extract_article_task(article_id: int) -> str:
+    return extract_article(article_id)
+
+
+def recover_stuck_task() -> str:
+    ids = recover_stuck()
+    enqueue_extractions(ids)
+    return f"re-enqueued {len(ids)} articles"
