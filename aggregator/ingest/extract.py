@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import trafilatura
 from django.conf import settings
+from trafilatura.settings import use_config
 
 from aggregator.ingest.clean import strip_invisible
 from aggregator.ingest.urls import is_http_url
@@ -19,6 +20,11 @@ from aggregator.ingest.urls import is_http_url
 logger = logging.getLogger(__name__)
 
 _LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?)", re.I)
+
+
+# Pages with more elements than this are refused rather than parsed for minutes.
+_CONFIG = use_config()
+_CONFIG.set("DEFAULT", "MAX_TREE_SIZE", "50000")
 
 
 class ExtractionError(Exception):
@@ -50,7 +56,7 @@ class Extraction:
 
 
 @contextlib.contextmanager
-def time_limit(seconds: int):
+def time_limit(seconds: float):
     """Interrupt the block after `seconds` where a signal can do it (the main thread
     of a worker or command); elsewhere django-q2's task timeout is the backstop."""
     if seconds <= 0 or threading.current_thread() is not threading.main_thread():
@@ -58,7 +64,7 @@ def time_limit(seconds: int):
         return
 
     def on_alarm(signum, frame):
-        raise ExtractionError(f"extraction took longer than {seconds} seconds")
+        raise ExtractionError(f"extraction took longer than {seconds:g} seconds")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -69,7 +75,7 @@ def time_limit(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
-def extract_html(html: bytes | str, *, url: str = "", time_limit_s: int | None = None) -> Extraction:
+def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None = None) -> Extraction:
     """Extract the article in `html`; raise ExtractionError when there is none."""
     raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
     cap = settings.EXTRACT_MAX_BYTES
@@ -83,7 +89,7 @@ def extract_html(html: bytes | str, *, url: str = "", time_limit_s: int | None =
             with_metadata=True,
             include_comments=False,
             include_tables=True,
-            max_tree_size=50_000,
+            config=_CONFIG,
         )
     if doc is None or not (doc.text or "").strip():
         raise ExtractionError("no article text was found on the page")

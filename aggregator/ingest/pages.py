@@ -77,11 +77,14 @@ def recover_stuck(*, now: datetime | None = None) -> list[int]:
             extraction_error=f"gave up reading the page after {MAX_ATTEMPTS} attempts; "
                              "showing the feed's own text",
         )
-    stuck.update(state=State.DISCOVERED, state_changed_at=now)
+    released = list(stuck.values_list("pk", flat=True)[:500])
+    Article.objects.filter(pk__in=released, state=State.EXTRACTING).update(
+        state=State.DISCOVERED, state_changed_at=now
+    )
     # Discovered articles whose task was lost (Redis has no delivery receipts).
     waiting = list(
         Article.objects.filter(state=State.DISCOVERED, state_changed_at__lt=cutoff)
         .values_list("pk", flat=True)[:500]
     )
     Article.objects.filter(pk__in=waiting, state=State.DISCOVERED).update(state_changed_at=now)
-    return waiting
+    return released + waiting

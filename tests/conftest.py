@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from aggregator.demo.server import make_server
+from tests.servers import LoopbackServer
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpora" / "feedparser-tests"
+
+
+@pytest.fixture
+def server():
+    """A programmable HTTP server on loopback."""
+    with LoopbackServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def demo_site():
+    """The demo publications, served for real on a loopback port."""
+    httpd, site = make_server("127.0.0.1", 0, anchor=datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield site
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def demo_sources(db, demo_site):
+    from django.core.management import call_command
+
+    from aggregator.models import Source
+
+    call_command("load_demo", base_url=demo_site.base_url, stdout=open("/dev/null", "w"))
+    return list(Source.objects.filter(is_demo=True))

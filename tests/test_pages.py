@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from aggregator.ingest.extract import ExtractionError, extract_html
+from aggregator.ingest.pages import MAX_ATTEMPTS, extract_article, recover_stuck
+from aggregator.models import Article, Source
+from tests.feeds import LOREM, page
+from tests.servers import Reply
+
+pytestmark = pytest.mark.django_db
+State = Article.State
+
+
+def make_article(url: str, **kwargs) -> Article:
+    source, _ = Source.objects.get_or_create(slug="s", defaults={"name": "S", "feed_url": "http://127.0.0.1:9/f"})
+    defaults = {"guid": url, "title": "A title", "summary_html": "<p>The feed's summary.</p>"}
+    return Article.objects.create(source=source, url=url, **{**defaults, **kwargs})
+
+
+def test_it_extracts_the_main_text_and_metadata(server):
+    url = server.route("/a.html", Reply(200, page("Council passes budget", LOREM, lang="de"),
+                                        {"Content-Type": "text/html; charset=utf-8"}))
+    article = make_article(url)
+    outcome = extract_article(article.pk)
+    article.refresh_from_db()
+    assert "extracted" in outcome
+    assert article.state == State.EXTRACTED
+    assert "public transport" in article.text and "Home · About" not in article.text
+    assert article.author == "Ada Writer"
+    assert article.language == "de"
+    assert article.extraction_error == ""
+
+
+def test_it_keeps_the_feed_text_when_the_page_cannot_be_had(server):
+    url = server.route("/gone.html", Reply(404, b"gone", {"Content-Type": "text/html"}))
+    article = make_article(url, content_html="<p>Full text from the feed.</p>")
+    extract_article(article.pk)
+    article.refresh_from_db()
+    assert article.state == State.EXTRACTED
+    assert article.text == "Full text from the feed."
+    assert "404" in article.extraction_error
+
+
+def test_it_keeps_the_feed_text_when_the_page_is_not_html(server):
+    url = server.route("/a.pdf", Reply(200, b"%PDF-1.4", {"Content-Type": "application/pdf"}))
+    article = make_article(url)
+    extract_article(article.pk)
+    article.refresh_from_db()
+    assert article.text == "The feed's summary." and "application/pdf" in article.extraction_error
+
+
+def test_it_leaves_an_article_another_worker_holds(server):
+    article = make_article(server.url("/a.html"), state=State.EXTRACTING)
+    assert extract_article(article.pk).startswith("skipped")
+    assert server.requests == []
+
+
+def test_running_twice_is_harmless(server):
+    url = server.route("/a.html", Reply(200, page("T", LOREM), {"Content-Type": "text/html"}))
+    article = make_article(url)
+    extract_article(article.pk)
+    assert extract_article(article.pk).startswith("skipped")
+    assert len(server.requests) == 1
+
+
+def test_it_recovers_articles_a_dead_worker_left():
+    long_ago = timezone.now() - timedelta(hours=1)
+    stuck = make_article("http://127.0.0.1:9/1", guid="1", state=State.EXTRACTING, state_changed_at=long_ago,
+                         extract_attempts=1)
+    lost = make_article("http://127.0.0.1:9/2", guid="2", state=State.DISCOVERED, state_changed_at=long_ago)
+    poison = make_article("http://127.0.0.1:9/3", guid="3", state=State.EXTRACTING, state_changed_at=long_ago,
+                          extract_attempts=MAX_ATTEMPTS)
+    fresh = make_article("http://127.0.0.1:9/4", guid="4", state=State.EXTRACTING)
+    ids = recover_stuck()
+    assert set(ids) == {stuck.pk, lost.pk}
+    for a in (stuck, lost, poison, fresh):
+        a.refresh_from_db()
+    assert stuck.state == State.DISCOVERED
+    assert poison.state == State.EXTRACTED and "gave up" in poison.extraction_error
+    assert poison.text == "The feed's summary."
+    assert fresh.state == State.EXTRACTING
+    assert recover_stuck() == []  # just re-enqueued: not again at once
+
+
+def test_extraction_refuses_a_page_over_the_cap(settings):
+    settings.EXTRACT_MAX_BYTES = 1000
+    with pytest.raises(ExtractionError, match="cap"):
+        extract_html(page("Big", LOREM * 10))
+
+
+def test_extraction_is_interrupted_at_its_time_limit():
+    huge = page("Huge", [" ".join(LOREM)] * 3000)
+    with pytest.raises(ExtractionError, match="longer than"):
+        extract_html(huge, time_limit_s=0.01)
+
+
+def test_extraction_says_when_there_is_no_text():
+    with pytest.raises(ExtractionError, match="no article text"):
+        extract_html(b"<html><head><title>x</title></head><body></body></html>")
