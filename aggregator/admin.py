@@ -43,18 +43,52 @@ class HealthFilter(admin.SimpleListFilter):
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin):
-    list_display = ["name", "health", "category", "language", "is_active", "article_count",
-                    "last_polled_at", "next_poll_at", "poll_interval"]
+    list_display = [
+        "name",
+        "health",
+        "category",
+        "language",
+        "is_active",
+        "article_count",
+        "last_polled_at",
+        "next_poll_at",
+        "poll_interval",
+    ]
     list_filter = [HealthFilter, "is_active", "category", "language", "is_demo"]
     search_fields = ["name", "feed_url", "site_url", "last_error"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["health", "last_polled_at", "last_success_at", "last_status", "consecutive_failures",
-                       "last_error", "next_poll_at", "poll_interval", "etag", "last_modified", "created_at"]
+    readonly_fields = [
+        "health",
+        "last_polled_at",
+        "last_success_at",
+        "last_status",
+        "consecutive_failures",
+        "last_error",
+        "next_poll_at",
+        "poll_interval",
+        "etag",
+        "last_modified",
+        "created_at",
+    ]
     fieldsets = [
         (None, {"fields": ["name", "slug", "feed_url", "site_url", "language", "category", "is_active"]}),
         ("Polling", {"fields": ["poll_interval_override", "poll_interval", "next_poll_at"]}),
-        ("Health", {"fields": ["health", "last_polled_at", "last_success_at", "last_status",
-                               "consecutive_failures", "last_error", "etag", "last_modified", "created_at"]}),
+        (
+            "Health",
+            {
+                "fields": [
+                    "health",
+                    "last_polled_at",
+                    "last_success_at",
+                    "last_status",
+                    "consecutive_failures",
+                    "last_error",
+                    "etag",
+                    "last_modified",
+                    "created_at",
+                ]
+            },
+        ),
     ]
     actions = ["poll_now", "pause", "resume"]
 
@@ -70,16 +104,23 @@ class SourceAdmin(admin.ModelAdmin):
         if obj.last_polled_at is None:
             return "never polled"
         if obj.consecutive_failures:
-            return format_html('<strong style="color:#b3261e">failing ×{}</strong>: {}',
-                               obj.consecutive_failures, obj.last_error[:200])
+            return format_html(
+                '<strong style="color:#b3261e">failing ×{}</strong>: {}',
+                obj.consecutive_failures,
+                obj.last_error[:200],
+            )
         if obj.last_error:
-            return format_html('<span style="color:#8a5a00">ok, with a warning</span>: {}', obj.last_error[:200])
+            return format_html(
+                '<span style="color:#8a5a00">ok, with a warning</span>: {}', obj.last_error[:200]
+            )
         return "ok"
 
     @admin.action(description="Poll now (queue a poll for the workers)")
     def poll_now(self, request, queryset):
         queryset.update(next_poll_at=timezone.now())
-        self.message_user(request, f"{queryset.count()} sources will be polled within a minute.", messages.SUCCESS)
+        self.message_user(
+            request, f"{queryset.count()} sources will be polled within a minute.", messages.SUCCESS
+        )
 
     @admin.action(description="Pause polling")
     def pause(self, request, queryset):
@@ -87,13 +128,23 @@ class SourceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Resume polling")
     def resume(self, request, queryset):
-        self.message_user(request, f"Resumed {queryset.update(is_active=True, next_poll_at=timezone.now())} sources.")
+        self.message_user(
+            request, f"Resumed {queryset.update(is_active=True, next_poll_at=timezone.now())} sources."
+        )
 
 
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
-    list_display = ["title", "source", "category", "state", "published_at", "collected_at",
-                    "is_featured", "is_hidden"]
+    list_display = [
+        "title",
+        "source",
+        "category",
+        "state",
+        "published_at",
+        "collected_at",
+        "is_featured",
+        "is_hidden",
+    ]
     list_filter = ["state", "is_featured", "is_hidden", "source", "category", "language"]
     list_editable = ["is_featured", "is_hidden"]
     search_fields = ["title", "url", "author"]
@@ -101,8 +152,17 @@ class ArticleAdmin(admin.ModelAdmin):
     list_select_related = ["source", "category"]
     raw_id_fields = ["story"]
     filter_horizontal = ["audiences"]
-    readonly_fields = ["guid", "canonical_url", "collected_at", "sort_at", "state", "state_changed_at",
-                       "extract_attempts", "extracted_at", "extraction_error"]
+    readonly_fields = [
+        "guid",
+        "canonical_url",
+        "collected_at",
+        "sort_at",
+        "state",
+        "state_changed_at",
+        "extract_attempts",
+        "extracted_at",
+        "extraction_error",
+    ]
     actions = ["feature", "unfeature", "hide", "unhide"]
 
     @admin.action(description="Feature on the front page")

@@ -18,6 +18,9 @@ class Category(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     icon = models.CharField(max_length=8, blank=True, help_text="An emoji shown before the source name.")
     description = models.TextField(blank=True)
+    keywords = models.TextField(
+        blank=True, help_text="Comma-separated words that suggest this category (used by the extractive enricher)."
+    )
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -36,7 +39,8 @@ class AudienceTag(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
     keywords = models.TextField(
-        blank=True, help_text="Comma-separated words that suggest this audience (used by the extractive enricher)."
+        blank=True,
+        help_text="Comma-separated words that suggest this audience (used by the extractive enricher).",
     )
     position = models.PositiveSmallIntegerField(default=0)
 
@@ -105,9 +109,8 @@ class Source(models.Model):
         The claim moves next_poll_at forward, so the dispatcher does not hand the same
         source out twice, and a poll that dies halfway is simply retried after the lease.
         """
-        claimed = (
-            Source.objects.filter(pk=self.pk, next_poll_at=self.next_poll_at)
-            .update(last_polled_at=now, next_poll_at=now + timezone.timedelta(minutes=lease_minutes))
+        claimed = Source.objects.filter(pk=self.pk, next_poll_at=self.next_poll_at).update(
+            last_polled_at=now, next_poll_at=now + timezone.timedelta(minutes=lease_minutes)
         )
         if claimed:
             self.last_polled_at = now
@@ -241,6 +244,8 @@ class Article(models.Model):
         DISCOVERED = "discovered", "Discovered"
         EXTRACTING = "extracting", "Extracting"
         EXTRACTED = "extracted", "Extracted"
+        ENRICHING = "enriching", "Enriching"
+        ENRICHED = "enriched", "Enriched"
 
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="articles")
     guid = models.CharField(max_length=600, help_text="The feed entry's id.")
@@ -255,7 +260,9 @@ class Article(models.Model):
     language = models.CharField(max_length=16, blank=True)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
     audiences = models.ManyToManyField(AudienceTag, blank=True, related_name="articles")
-    story = models.ForeignKey(Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="articles")
+    story = models.ForeignKey(
+        Story, null=True, blank=True, on_delete=models.SET_NULL, related_name="articles"
+    )
 
     published_at = models.DateTimeField(null=True, blank=True, help_text="The publisher's timestamp.")
     collected_at = models.DateTimeField(default=timezone.now, help_text="When we first saw it.")

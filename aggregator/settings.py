@@ -119,8 +119,7 @@ else:
 
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -194,6 +193,8 @@ POLL_DEFAULT_INTERVAL = env_int("POLL_DEFAULT_INTERVAL", 30)
 STUCK_AFTER_MINUTES = env_int("STUCK_AFTER_MINUTES", 10)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+# Which enricher writes the cards: extractive (offline, the default).
+ENRICHMENT_BACKEND = env_str("ENRICHMENT_BACKEND", "extractive")
 
 LOGGING = {
     "version": 1,

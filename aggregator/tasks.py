@@ -12,6 +12,7 @@ from django_q.tasks import async_task
 from aggregator.ingest.pages import extract_article, recover_stuck
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Source
+from enrichment.service import enrich_article, recover_stuck_enrichment
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,20 @@ def enqueue_extractions(article_ids: list[int]) -> None:
 
 
 def extract_article_task(article_id: int) -> str:
-    return extract_article(article_id)
+    outcome = extract_article(article_id)
+    if not outcome.startswith("skipped"):
+        enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
+    return outcome
+
+
+def enrich_article_task(article_id: int) -> str:
+    return enrich_article(article_id)
 
 
 def recover_stuck_task() -> str:
     ids = recover_stuck()
     enqueue_extractions(ids)
-    return f"re-enqueued {len(ids)} articles"
+    waiting = recover_stuck_enrichment()
+    for article_id in waiting:
+        enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
+    return f"re-enqueued {len(ids)} extractions and {len(waiting)} enrichments"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,5 +38,5 @@ def demo_sources(db, demo_site):
 
     from aggregator.models import Source
 
-    call_command("load_demo", base_url=demo_site.base_url, stdout=open("/dev/null", "w"))
+    call_command("load_demo", base_url=demo_site.base_url, stdout=io.StringIO())
     return list(Source.objects.filter(is_demo=True))

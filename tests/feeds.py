@@ -7,7 +7,9 @@ from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
 
-def rss(items: list[dict], *, title: str = "Test Feed", ttl: int | None = None, language: str = "en") -> bytes:
+def rss(
+    items: list[dict], *, title: str = "Test Feed", ttl: int | None = None, language: str = "en"
+) -> bytes:
     """items: dicts with guid, title, link, and optional description, minutes_ago, content."""
     now = datetime.now(UTC)
     parts = []
@@ -17,7 +19,7 @@ def rss(items: list[dict], *, title: str = "Test Feed", ttl: int | None = None, 
             "<item>"
             f"<title>{escape(item['title'])}</title>"
             f"<link>{escape(item.get('link', ''))}</link>"
-            f"<guid isPermaLink=\"false\">{escape(item['guid'])}</guid>"
+            f'<guid isPermaLink="false">{escape(item["guid"])}</guid>'
             f"<pubDate>{format_datetime(when)}</pubDate>"
             f"<description>{escape(item.get('description', ''))}</description>"
             "</item>"
@@ -33,8 +35,8 @@ def rss(items: list[dict], *, title: str = "Test Feed", ttl: int | None = None, 
 def page(title: str, paragraphs: list[str], *, lang: str = "en") -> bytes:
     body = "".join(f"<p>{escape(p)}</p>" for p in paragraphs)
     return (
-        f"<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-        f"<meta name=\"author\" content=\"Ada Writer\"></head><body><nav>Home · About</nav>"
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="author" content="Ada Writer"></head><body><nav>Home · About</nav>'
         f"<article><h1>{escape(title)}</h1>{body}</article><footer>© Test</footer></body></html>"
     ).encode()
 

@@ -13,9 +13,13 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def failing_source():
     source = Source.objects.create(
-        name="Broken Feed", slug="broken", feed_url="http://127.0.0.1:9/feed.xml",
-        last_polled_at=timezone.now(), consecutive_failures=3,
-        last_error="the URL returned an HTML page, not a feed", next_poll_at=timezone.now(),
+        name="Broken Feed",
+        slug="broken",
+        feed_url="http://127.0.0.1:9/feed.xml",
+        last_polled_at=timezone.now(),
+        consecutive_failures=3,
+        last_error="the URL returned an HTML page, not a feed",
+        next_poll_at=timezone.now(),
     )
     Article.objects.create(source=source, guid="1", url="http://127.0.0.1:9/1", title="An article")
     return source
@@ -24,18 +28,22 @@ def failing_source():
 def test_every_model_is_registered_and_its_pages_render(admin_client, failing_source):
     for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
-        response = admin_client.get(reverse("admin:%s_%s_changelist" % info))
+        response = admin_client.get(reverse("admin:{}_{}_changelist".format(*info)))
         assert response.status_code == 200, info
-        response = admin_client.get(reverse("admin:%s_%s_add" % info))
+        response = admin_client.get(reverse("admin:{}_{}_add".format(*info)))
         assert response.status_code in (200, 403), info
 
 
 def test_the_source_list_shows_each_source_health(admin_client, failing_source):
     html = admin_client.get(reverse("admin:aggregator_source_changelist")).content.decode()
     assert "failing ×3" in html and "HTML page, not a feed" in html
-    html = admin_client.get(reverse("admin:aggregator_source_changelist") + "?health=failing").content.decode()
+    html = admin_client.get(
+        reverse("admin:aggregator_source_changelist") + "?health=failing"
+    ).content.decode()
     assert "Broken Feed" in html
-    html = admin_client.get(reverse("admin:aggregator_source_change", args=[failing_source.pk])).content.decode()
+    html = admin_client.get(
+        reverse("admin:aggregator_source_change", args=[failing_source.pk])
+    ).content.decode()
     assert "Consecutive failures" in html and "HTML page, not a feed" in html
 
 

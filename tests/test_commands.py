@@ -24,8 +24,17 @@ def run(*args, **kwargs) -> str:
 
 
 def test_add_source_checks_the_feed_and_learns_its_name(server):
-    url = server.route("/feed.xml", Reply(200, rss([{"guid": "1", "title": "One", "link": server.url("/1")}],
-                                                   title="The Daily Test", language="fr")))
+    url = server.route(
+        "/feed.xml",
+        Reply(
+            200,
+            rss(
+                [{"guid": "1", "title": "One", "link": server.url("/1")}],
+                title="The Daily Test",
+                language="fr",
+            ),
+        ),
+    )
     out = run("add_source", url, "--category", "ai")
     source = Source.objects.get()
     assert source.name == "The Daily Test" and source.language == "fr" and source.category.slug == "ai"
@@ -49,11 +58,13 @@ def test_add_source_refuses_a_duplicate_and_a_bad_url(server):
 
 def test_poll_shows_progress_and_extracts_on_request(server):
     server.route("/1.html", Reply(200, page("One", LOREM), {"Content-Type": "text/html"}))
-    url = server.route("/feed.xml", Reply(200, rss([{"guid": "1", "title": "One", "link": server.url("/1.html")}])))
+    url = server.route(
+        "/feed.xml", Reply(200, rss([{"guid": "1", "title": "One", "link": server.url("/1.html")}]))
+    )
     Source.objects.create(name="S", slug="s", feed_url=url)
     out = run("poll", "s", "--extract")
     assert "[1/1] S: 1 new of 1 entries" in out and "extracted" in out
-    assert Article.objects.get().state == Article.State.EXTRACTED
+    assert Article.objects.get().state == Article.State.ENRICHED
     assert "1 new of 1" not in run("poll", "--all")  # nothing new the second time
 
 
@@ -67,7 +78,9 @@ def test_poll_says_what_to_do_for_an_unknown_source():
 def test_extract_page_prints_one_json_object_per_page(server, tmp_path):
     path = tmp_path / "story.html"
     path.write_bytes(page("Budget passes", LOREM))
-    url = server.route("/s.html", Reply(200, page("Over the web", LOREM, lang="de"), {"Content-Type": "text/html"}))
+    url = server.route(
+        "/s.html", Reply(200, page("Over the web", LOREM, lang="de"), {"Content-Type": "text/html"})
+    )
     out = run("extract_page", str(path), url, str(tmp_path / "missing.html"))
     lines = [json.loads(line) for line in out.strip().splitlines() if line.startswith("{")]
     assert len(lines) == 3
@@ -80,7 +93,8 @@ def test_extract_page_prints_one_json_object_per_page(server, tmp_path):
 def test_the_site_refuses_to_start_without_a_secret_key_when_debug_is_off():
     env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
     env["DJANGO_SETTINGS_MODULE"] = "aggregator.settings"
-    proc = subprocess.run([sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode != 0
     assert "SECRET_KEY is not set" in proc.stderr

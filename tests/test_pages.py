@@ -16,14 +16,20 @@ State = Article.State
 
 
 def make_article(url: str, **kwargs) -> Article:
-    source, _ = Source.objects.get_or_create(slug="s", defaults={"name": "S", "feed_url": "http://127.0.0.1:9/f"})
+    source, _ = Source.objects.get_or_create(
+        slug="s", defaults={"name": "S", "feed_url": "http://127.0.0.1:9/f"}
+    )
     defaults = {"guid": url, "title": "A title", "summary_html": "<p>The feed's summary.</p>"}
     return Article.objects.create(source=source, url=url, **{**defaults, **kwargs})
 
 
 def test_it_extracts_the_main_text_and_metadata(server):
-    url = server.route("/a.html", Reply(200, page("Council passes budget", LOREM, lang="de"),
-                                        {"Content-Type": "text/html; charset=utf-8"}))
+    url = server.route(
+        "/a.html",
+        Reply(
+            200, page("Council passes budget", LOREM, lang="de"), {"Content-Type": "text/html; charset=utf-8"}
+        ),
+    )
     article = make_article(url)
     outcome = extract_article(article.pk)
     article.refresh_from_db()
@@ -69,11 +75,21 @@ def test_running_twice_is_harmless(server):
 
 def test_it_recovers_articles_a_dead_worker_left():
     long_ago = timezone.now() - timedelta(hours=1)
-    stuck = make_article("http://127.0.0.1:9/1", guid="1", state=State.EXTRACTING, state_changed_at=long_ago,
-                         extract_attempts=1)
+    stuck = make_article(
+        "http://127.0.0.1:9/1",
+        guid="1",
+        state=State.EXTRACTING,
+        state_changed_at=long_ago,
+        extract_attempts=1,
+    )
     lost = make_article("http://127.0.0.1:9/2", guid="2", state=State.DISCOVERED, state_changed_at=long_ago)
-    poison = make_article("http://127.0.0.1:9/3", guid="3", state=State.EXTRACTING, state_changed_at=long_ago,
-                          extract_attempts=MAX_ATTEMPTS)
+    poison = make_article(
+        "http://127.0.0.1:9/3",
+        guid="3",
+        state=State.EXTRACTING,
+        state_changed_at=long_ago,
+        extract_attempts=MAX_ATTEMPTS,
+    )
     fresh = make_article("http://127.0.0.1:9/4", guid="4", state=State.EXTRACTING)
     ids = recover_stuck()
     assert set(ids) == {stuck.pk, lost.pk}

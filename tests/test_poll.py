@@ -16,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def make_source(url: str, **kwargs) -> Source:
-    return Source.objects.create(name=kwargs.pop("name", "Test"), slug=kwargs.pop("slug", "test"),
-                                 feed_url=url, **kwargs)
+    return Source.objects.create(
+        name=kwargs.pop("name", "Test"), slug=kwargs.pop("slug", "test"), feed_url=url, **kwargs
+    )
 
 
 def poll(source: Source):
@@ -27,8 +28,16 @@ def poll(source: Source):
 
 
 def items(n: int, base) -> list[dict]:
-    return [{"guid": f"g{i}", "title": f"Story {i}", "link": base(f"/p{i}.html"),
-             "description": f"Summary {i}", "minutes_ago": 30 * i} for i in range(n)]
+    return [
+        {
+            "guid": f"g{i}",
+            "title": f"Story {i}",
+            "link": base(f"/p{i}.html"),
+            "description": f"Summary {i}",
+            "minutes_ago": 30 * i,
+        }
+        for i in range(n)
+    ]
 
 
 def writes(queries) -> list[str]:
@@ -166,10 +175,14 @@ def test_it_recovers_after_a_failure(server):
 
 
 def test_it_polls_a_busy_feed_more_often_than_a_quiet_one(server):
-    busy = [{"guid": f"b{i}", "title": f"B{i}", "link": server.url(f"/b{i}"), "minutes_ago": 20 * i}
-            for i in range(10)]
-    quiet = [{"guid": f"q{i}", "title": f"Q{i}", "link": server.url(f"/q{i}"), "minutes_ago": 3 * 24 * 60 * i}
-             for i in range(4)]
+    busy = [
+        {"guid": f"b{i}", "title": f"B{i}", "link": server.url(f"/b{i}"), "minutes_ago": 20 * i}
+        for i in range(10)
+    ]
+    quiet = [
+        {"guid": f"q{i}", "title": f"Q{i}", "link": server.url(f"/q{i}"), "minutes_ago": 3 * 24 * 60 * i}
+        for i in range(4)
+    ]
     s1 = make_source(server.route("/busy.xml", Reply(200, rss(busy))), slug="busy")
     s2 = make_source(server.route("/quiet.xml", Reply(200, rss(quiet))), slug="quiet")
     poll(s1)
@@ -181,8 +194,10 @@ def test_it_polls_a_busy_feed_more_often_than_a_quiet_one(server):
 
 
 def test_it_never_polls_sooner_than_the_feed_ttl(server):
-    busy = [{"guid": f"b{i}", "title": f"B{i}", "link": server.url(f"/b{i}"), "minutes_ago": 5 * i}
-            for i in range(10)]
+    busy = [
+        {"guid": f"b{i}", "title": f"B{i}", "link": server.url(f"/b{i}"), "minutes_ago": 5 * i}
+        for i in range(10)
+    ]
     source = make_source(server.route("/feed.xml", Reply(200, rss(busy, ttl=240))))
     poll(source)
     source.refresh_from_db()
@@ -190,8 +205,10 @@ def test_it_never_polls_sooner_than_the_feed_ttl(server):
 
 
 def test_it_honours_cache_control_max_age(server):
-    busy = [{"guid": f"b{i}", "title": f"B{i}", "link": server.url(f"/b{i}"), "minutes_ago": 5 * i}
-            for i in range(10)]
+    busy = [
+        {"guid": f"b{i}", "title": f"B{i}", "link": server.url(f"/b{i}"), "minutes_ago": 5 * i}
+        for i in range(10)
+    ]
     source = make_source(server.route("/feed.xml", Reply(200, rss(busy), {"Cache-Control": "max-age=14400"})))
     poll(source)
     source.refresh_from_db()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -15,21 +16,30 @@ from tests.servers import Reply
 pytestmark = pytest.mark.django_db
 
 
-def test_the_dispatcher_polls_due_sources_and_workers_read_each_article(server, django_capture_on_commit_callbacks):
+def test_the_dispatcher_polls_due_sources_and_workers_read_each_article(
+    server, django_capture_on_commit_callbacks
+):
     for i in range(2):
         server.route(f"/p{i}.html", Reply(200, page(f"Story {i}", LOREM), {"Content-Type": "text/html"}))
-    feed = rss([{"guid": f"g{i}", "title": f"Story {i}", "link": server.url(f"/p{i}.html")} for i in range(2)])
+    feed = rss(
+        [{"guid": f"g{i}", "title": f"Story {i}", "link": server.url(f"/p{i}.html")} for i in range(2)]
+    )
     due = Source.objects.create(name="Due", slug="due", feed_url=server.route("/feed.xml", Reply(200, feed)))
-    later = Source.objects.create(name="Later", slug="later", feed_url=server.url("/other.xml"),
-                                  next_poll_at=timezone.now() + timedelta(hours=1))
-    paused = Source.objects.create(name="Paused", slug="paused", feed_url=server.url("/paused.xml"),
-                                   is_active=False)
+    later = Source.objects.create(
+        name="Later",
+        slug="later",
+        feed_url=server.url("/other.xml"),
+        next_poll_at=timezone.now() + timedelta(hours=1),
+    )
+    paused = Source.objects.create(
+        name="Paused", slug="paused", feed_url=server.url("/paused.xml"), is_active=False
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.dispatch_polls() == "enqueued 1 polls"
 
     assert [path for path, _ in server.requests if path.endswith(".xml")] == ["/feed.xml"]
-    assert Article.objects.filter(source=due, state=Article.State.EXTRACTED).count() == 2
+    assert Article.objects.filter(source=due, state=Article.State.ENRICHED, insight__isnull=False).count() == 2
     assert "public transport" in Article.objects.first().text
     for source in (later, paused):
         assert not source.articles.exists()
@@ -44,8 +54,8 @@ def test_a_claimed_source_is_not_dispatched_twice(server):
 
 
 def test_schedules_are_declared_idempotently():
-    call_command("setup_schedules", stdout=open("/dev/null", "w"))
-    call_command("setup_schedules", stdout=open("/dev/null", "w"))
+    call_command("setup_schedules", stdout=io.StringIO())
+    call_command("setup_schedules", stdout=io.StringIO())
     funcs = sorted(Schedule.objects.values_list("func", flat=True))
     assert funcs == ["aggregator.tasks.dispatch_polls", "aggregator.tasks.recover_stuck_task"]
 

@@ -13,18 +13,31 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def articles():
     cat = Category.objects.get(slug="ai")
-    source = Source.objects.create(name="Pub & Co", slug="pub", feed_url="http://127.0.0.1:9/f",
-                                   site_url="https://pub.example/", category=cat)
+    source = Source.objects.create(
+        name="Pub & Co",
+        slug="pub",
+        feed_url="http://127.0.0.1:9/f",
+        site_url="https://pub.example/",
+        category=cat,
+    )
     now = timezone.now()
     made = []
     for i in range(45):
         published = now - timedelta(hours=i * 5)
-        made.append(Article.objects.create(
-            source=source, guid=str(i), url=f"https://pub.example/{i}", title=f"Headline {i}",
-            summary_html=f"<p>Lead of story {i}.</p>", text=f"Full text {i}.\n\nSecond paragraph.",
-            category=cat, published_at=published, collected_at=published + timedelta(minutes=26),
-            sort_at=published,
-        ))
+        made.append(
+            Article.objects.create(
+                source=source,
+                guid=str(i),
+                url=f"https://pub.example/{i}",
+                title=f"Headline {i}",
+                summary_html=f"<p>Lead of story {i}.</p>",
+                text=f"Full text {i}.\n\nSecond paragraph.",
+                category=cat,
+                published_at=published,
+                collected_at=published + timedelta(minutes=26),
+                sort_at=published,
+            )
+        )
     return made
 
 
@@ -53,7 +66,9 @@ def test_hidden_articles_are_not_shown(client, articles):
     assert client.get(articles[0].get_absolute_url()).status_code == 404
 
 
-def test_the_article_page_shows_the_text_and_credits_the_publisher(client, articles, django_assert_max_num_queries):
+def test_the_article_page_shows_the_text_and_credits_the_publisher(
+    client, articles, django_assert_max_num_queries
+):
     with django_assert_max_num_queries(3):
         response = client.get(articles[0].get_absolute_url())
     html = response.content.decode()
@@ -71,7 +86,7 @@ def test_category_and_source_pages_list_their_cards(client, articles, django_ass
 
 
 def test_markup_in_a_title_is_shown_as_text(client, articles):
-    Article.objects.filter(pk=articles[0].pk).update(title='<img src=x onerror=alert(1)>')
+    Article.objects.filter(pk=articles[0].pk).update(title="<img src=x onerror=alert(1)>")
     html = client.get("/").content.decode()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 

@@ -41,8 +41,16 @@ def load_publications(content_dir: Path = CONTENT_DIR) -> list[Publication]:
     for path in sorted(content_dir.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         src = data["source"]
-        pubs.append(Publication(src["slug"], src["name"], src["language"], src.get("category", ""),
-                                src.get("description", ""), data["articles"]))
+        pubs.append(
+            Publication(
+                src["slug"],
+                src["name"],
+                src["language"],
+                src.get("category", ""),
+                src.get("description", ""),
+                data["articles"],
+            )
+        )
     return pubs
 
 
@@ -80,9 +88,7 @@ class DemoSite:
             '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
             f"<title>{xml_escape(pub.name)}</title><link>{self.base_url}/{pub.slug}/</link>"
             f"<description>{xml_escape(pub.description + ' ' + DEMO_NOTE)}</description>"
-            f"<language>{pub.language}</language><ttl>15</ttl>"
-            + "".join(items)
-            + "</channel></rss>"
+            f"<language>{pub.language}</language><ttl>15</ttl>" + "".join(items) + "</channel></rss>"
         )
 
     def atom(self, pub: Publication) -> str:
@@ -107,9 +113,7 @@ class DemoSite:
             f"<subtitle>{xml_escape(pub.description + ' ' + DEMO_NOTE)}</subtitle>"
             f'<link rel="alternate" href="{self.base_url}/{pub.slug}/"/>'
             f'<link rel="self" href="{self.feed_url(pub)}"/>'
-            f"<id>urn:newsdesk-demo:{pub.slug}</id><updated>{newest}</updated>"
-            + "".join(entries)
-            + "</feed>"
+            f"<id>urn:newsdesk-demo:{pub.slug}</id><updated>{newest}</updated>" + "".join(entries) + "</feed>"
         )
 
     def page(self, pub: Publication, a: dict) -> str:
@@ -117,14 +121,15 @@ class DemoSite:
         paragraphs = "".join(f"<p>{escape(p)}</p>" for p in a["paragraphs"])
         others = "".join(
             f'<li><a href="{escape(self.article_url(pub, o))}">{escape(o["title"])}</a></li>'
-            for o in pub.articles[:5] if o is not a
+            for o in pub.articles[:5]
+            if o is not a
         )
         return f"""<!doctype html>
 <html lang="{pub.language}"><head><meta charset="utf-8">
-<title>{escape(a['title'])} | {escape(pub.name)}</title>
-<meta name="author" content="{escape(a.get('author', ''))}">
-<meta name="description" content="{escape(a['summary'])}">
-<meta property="og:title" content="{escape(a['title'])}">
+<title>{escape(a["title"])} | {escape(pub.name)}</title>
+<meta name="author" content="{escape(a.get("author", ""))}">
+<meta name="description" content="{escape(a["summary"])}">
+<meta property="og:title" content="{escape(a["title"])}">
 <meta property="og:site_name" content="{escape(pub.name)}">
 <meta property="article:published_time" content="{when.isoformat()}">
 <link rel="canonical" href="{escape(self.article_url(pub, a))}">
@@ -133,10 +138,10 @@ class DemoSite:
 <header><nav><a href="/{pub.slug}/">{escape(pub.name)}</a> · <a href="/{pub.slug}/">Home</a>
  · <a href="/{pub.slug}/">Newsletter</a> · <a href="/{pub.slug}/">Subscribe</a></nav></header>
 <main><article>
-<h1>{escape(a['title'])}</h1>
-<p class="byline">By <span class="author">{escape(a.get('author', ''))}</span> ·
+<h1>{escape(a["title"])}</h1>
+<p class="byline">By <span class="author">{escape(a.get("author", ""))}</span> ·
 <time datetime="{when.isoformat()}">{when:%d %B %Y, %H:%M} UTC</time></p>
-<p class="standfirst"><strong>{escape(a['summary'])}</strong></p>
+<p class="standfirst"><strong>{escape(a["summary"])}</strong></p>
 {paragraphs}
 <p class="demo-note"><em>{escape(DEMO_NOTE)}</em></p>
 </article></main>
@@ -150,9 +155,11 @@ class DemoSite:
             f"{len(p.articles)} articles)</li>"
             for p in self.publications.values()
         )
-        return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Demo publications"
-                f"</title></head><body><h1>Demo publications</h1><p>{DEMO_NOTE}</p><ul>{rows}</ul>"
-                "</body></html>")
+        return (
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Demo publications"
+            f"</title></head><body><h1>Demo publications</h1><p>{DEMO_NOTE}</p><ul>{rows}</ul>"
+            "</body></html>"
+        )
 
     def resolve(self, path: str) -> tuple[str, str] | None:
         """(content type, body) for a path, or None."""
@@ -226,7 +233,9 @@ def anchor_time(state_file: Path | None, *, max_age: timedelta = timedelta(days=
     return now
 
 
-def make_server(host: str, port: int, *, anchor: datetime | None = None) -> tuple[ThreadingHTTPServer, DemoSite]:
+def make_server(
+    host: str, port: int, *, anchor: datetime | None = None
+) -> tuple[ThreadingHTTPServer, DemoSite]:
     server = ThreadingHTTPServer((host, port), None)  # type: ignore[arg-type]
     actual_port = server.server_address[1]
     site = DemoSite(f"http://{host}:{actual_port}", anchor or datetime.now(UTC).replace(microsecond=0))

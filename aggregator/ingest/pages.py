@@ -23,8 +23,11 @@ State = Article.State
 def fetch_and_extract(url: str) -> Extraction:
     if not url:
         raise ExtractionError("the feed entry has no link to a page")
-    response = fetch(url, headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
-                     max_bytes=settings.EXTRACT_MAX_BYTES)
+    response = fetch(
+        url,
+        headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
+        max_bytes=settings.EXTRACT_MAX_BYTES,
+    )
     if response.status >= 400:
         raise ExtractionError(f"the page answered HTTP {response.status}")
     if response.content_type and "html" not in response.content_type:
@@ -42,7 +45,11 @@ def extract_article(article_id: int, *, now: datetime | None = None) -> str:
     Article.objects.filter(pk=article.pk).update(extract_attempts=article.extract_attempts + 1)
 
     feed_text = html_to_text(article.content_html or article.summary_html)
-    fields: dict = {"state": State.EXTRACTED, "extracted_at": timezone.now(), "state_changed_at": timezone.now()}
+    fields: dict = {
+        "state": State.EXTRACTED,
+        "extracted_at": timezone.now(),
+        "state_changed_at": timezone.now(),
+    }
     try:
         page = fetch_and_extract(article.url)
     except (FetchError, ExtractionError) as exc:
@@ -72,10 +79,12 @@ def recover_stuck(*, now: datetime | None = None) -> list[int]:
     stuck = Article.objects.filter(state=State.EXTRACTING, state_changed_at__lt=cutoff)
     for article in stuck.filter(extract_attempts__gte=MAX_ATTEMPTS):
         Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(
-            state=State.EXTRACTED, state_changed_at=now, extracted_at=now,
+            state=State.EXTRACTED,
+            state_changed_at=now,
+            extracted_at=now,
             text=html_to_text(article.content_html or article.summary_html),
             extraction_error=f"gave up reading the page after {MAX_ATTEMPTS} attempts; "
-                             "showing the feed's own text",
+            "showing the feed's own text",
         )
     released = list(stuck.values_list("pk", flat=True)[:500])
     Article.objects.filter(pk__in=released, state=State.EXTRACTING).update(
@@ -83,8 +92,9 @@ def recover_stuck(*, now: datetime | None = None) -> list[int]:
     )
     # Discovered articles whose task was lost (Redis has no delivery receipts).
     waiting = list(
-        Article.objects.filter(state=State.DISCOVERED, state_changed_at__lt=cutoff)
-        .values_list("pk", flat=True)[:500]
+        Article.objects.filter(state=State.DISCOVERED, state_changed_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
     )
     Article.objects.filter(pk__in=waiting, state=State.DISCOVERED).update(state_changed_at=now)
     return released + waiting

@@ -62,8 +62,9 @@ def next_interval(
     return max(int(minutes), 1)
 
 
-def backoff_interval(*, failures: int, base: int, headers: Mapping[str, str] | None = None,
-                     now: datetime) -> int:
+def backoff_interval(
+    *, failures: int, base: int, headers: Mapping[str, str] | None = None, now: datetime
+) -> int:
     """Minutes until the next try after `failures` failures in a row."""
     minutes = min(base * 2 ** min(failures, 10), settings.POLL_MAX_INTERVAL)
     asked = retry_after_minutes(headers or {}, now=now)

@@ -3,39 +3,77 @@
 from django.db import migrations
 
 CATEGORIES = [
-    ("AI", "ai", "🤖", "Models, research and products in artificial intelligence."),
-    ("Business", "business", "💰", "Companies, markets, funding and deals."),
-    ("Science", "science", "🔬", "Research and discoveries."),
-    ("Policy", "policy", "🏛️", "Law, regulation and government."),
-    ("Security", "security", "🔒", "Breaches, outages, vulnerabilities and defence."),
+    ("AI", "ai", "🤖", "Models, research and products in artificial intelligence.",
+     "ai, model, models, language model, machine learning, neural, open-weight, chatbot, ki, 模型, 人工智能"),
+    ("Business", "business", "💰", "Companies, markets, funding and deals.",
+     "funding, shares, investors, revenue, startup, series, valuation, market, profit, 融资, 投资"),
+    ("Science", "science", "🔬", "Research and discoveries.",
+     "research, scientists, study, university, experiment, physics, biology, forschung, 研究"),
+    ("Policy", "policy", "🏛️", "Law, regulation and government.",
+     "law, council, regulation, ban, vote, government, court, parliament, gesetz, 政策, 监管"),
+    ("Security", "security", "🔒", "Breaches, outages, vulnerabilities and defence.",
+     "outage, breach, vulnerability, attack, hacker, security, incident, ausfall, 故障, 安全"),
 ]
 AUDIENCES = [
-    ("Developers", "developers", "People who write and ship software.",
-     "developer, code, coding, api, open-source, open source, model, sdk, github, programming, benchmark"),
-    ("Founders & Executives", "executives", "People who run companies and set strategy.",
-     "ceo, strategy, revenue, market, competitor, customers, pricing, acquisition"),
-    ("Investors", "investors", "People who allocate capital.",
-     "funding, raise, series, valuation, shares, stock, investors, ipo, earnings"),
-    ("Policy Makers", "policy", "People who write or enforce rules.",
-     "law, regulation, council, ban, government, regulator, compliance, privacy, vote"),
-    ("Researchers", "researchers", "People who run studies and experiments.",
-     "research, study, paper, experiment, university, scientists, dataset"),
-    ("Creators & Designers", "creators", "People who make media, art and products.",
-     "film, music, artist, creator, design, designers, studio, content"),
-    ("Security & Ops Teams", "security-ops", "People who keep systems running and safe.",
-     "outage, breach, vulnerability, attack, incident, downtime, configuration, security"),
+    (
+        "Developers",
+        "developers",
+        "People who write and ship software.",
+        "developer, code, coding, api, open-source, open source, model, sdk, github, programming, benchmark",
+    ),
+    (
+        "Founders & Executives",
+        "executives",
+        "People who run companies and set strategy.",
+        "ceo, strategy, revenue, market, competitor, customers, pricing, acquisition",
+    ),
+    (
+        "Investors",
+        "investors",
+        "People who allocate capital.",
+        "funding, raise, series, valuation, shares, stock, investors, ipo, earnings",
+    ),
+    (
+        "Policy Makers",
+        "policy",
+        "People who write or enforce rules.",
+        "law, regulation, council, ban, government, regulator, compliance, privacy, vote",
+    ),
+    (
+        "Researchers",
+        "researchers",
+        "People who run studies and experiments.",
+        "research, study, paper, experiment, university, scientists, dataset",
+    ),
+    (
+        "Creators & Designers",
+        "creators",
+        "People who make media, art and products.",
+        "film, music, artist, creator, design, designers, studio, content",
+    ),
+    (
+        "Security & Ops Teams",
+        "security-ops",
+        "People who keep systems running and safe.",
+        "outage, breach, vulnerability, attack, incident, downtime, configuration, security",
+    ),
 ]
 
 
 def forwards(apps, schema_editor):
     Category = apps.get_model("aggregator", "Category")
     AudienceTag = apps.get_model("aggregator", "AudienceTag")
-    for position, (name, slug, icon, description) in enumerate(CATEGORIES):
-        Category.objects.get_or_create(slug=slug, defaults={
-            "name": name, "icon": icon, "description": description, "position": position})
+    for position, (name, slug, icon, description, keywords) in enumerate(CATEGORIES):
+        Category.objects.get_or_create(
+            slug=slug,
+            defaults={"name": name, "icon": icon, "description": description, "keywords": keywords,
+                      "position": position},
+        )
     for position, (name, slug, description, keywords) in enumerate(AUDIENCES):
-        AudienceTag.objects.get_or_create(slug=slug, defaults={
-            "name": name, "description": description, "keywords": keywords, "position": position})
+        AudienceTag.objects.get_or_create(
+            slug=slug,
+            defaults={"name": name, "description": description, "keywords": keywords, "position": position},
+        )
 
 
 class Migration(migrations.Migration):

@@ -43,10 +43,16 @@ class Command(BaseCommand):
             self.stdout.write(f"Found {title or 'an untitled feed'!r} with {len(parsed.entries)} entries.")
         name = name or title or url
         source = Source.objects.create(
-            name=name[:200], slug=Source.unique_slug(name), feed_url=url, site_url=link,
-            language=language or lang, category=cat,
+            name=name[:200],
+            slug=Source.unique_slug(name),
+            feed_url=url,
+            site_url=link,
+            language=language or lang,
+            category=cat,
         )
-        self.stdout.write(self.style.SUCCESS(
-            f"Added source #{source.pk} {source.name!r}. Workers poll it within a minute; "
-            f"`manage.py poll {source.slug}` polls it now."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Added source #{source.pk} {source.name!r}. Workers poll it within a minute; "
+                f"`manage.py poll {source.slug}` polls it now."
+            )
+        )

@@ -12,8 +12,10 @@ from aggregator.ingest.urls import is_http_url
 
 
 class Command(BaseCommand):
-    help = ("Print the extraction of each page (a file path or an http(s) URL) as one JSON "
-            "object per line: title, author, date, language, image, text.")
+    help = (
+        "Print the extraction of each page (a file path or an http(s) URL) as one JSON "
+        "object per line: title, author, date, language, image, text."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("pages", nargs="+", metavar="PATH_OR_URL")

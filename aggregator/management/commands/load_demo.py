@@ -10,8 +10,11 @@ class Command(BaseCommand):
     help = "Add (or update) the offline demo publications as sources, served by the demo server."
 
     def add_arguments(self, parser):
-        parser.add_argument("--base-url", default="http://127.0.0.1:9000",
-                            help="Where the demo server runs (python -m aggregator.demo.server).")
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:9000",
+            help="Where the demo server runs (python -m aggregator.demo.server).",
+        )
 
     def handle(self, *args, base_url: str, **options):
         base_url = base_url.rstrip("/")
@@ -29,4 +32,6 @@ class Command(BaseCommand):
                 },
             )
             verb = "added" if created else "updated"
-            self.stdout.write(f"{verb} demo source {source.name} ({len(pub.articles)} articles) → {source.feed_url}")
+            self.stdout.write(
+                f"{verb} demo source {source.name} ({len(pub.articles)} articles) → {source.feed_url}"
+            )

@@ -7,6 +7,7 @@ from django.utils import timezone
 from aggregator.ingest.pages import extract_article
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Source
+from enrichment.service import enrich_article
 
 
 class Command(BaseCommand):
@@ -15,8 +16,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("sources", nargs="*", help="Slugs, ids or feed URLs.")
         parser.add_argument("--all", action="store_true", help="Every active source.")
-        parser.add_argument("--extract", action="store_true",
-                            help="Also read each new article's page now, instead of leaving it to workers.")
+        parser.add_argument(
+            "--extract",
+            action="store_true",
+            help="Also read and enrich each new article now, instead of leaving it to workers.",
+        )
 
     def handle(self, *args, sources: list[str], all: bool, extract: bool, **options):
         if not sources and not all:
@@ -43,6 +47,8 @@ class Command(BaseCommand):
             if extract:
                 for i, article_id in enumerate(result.new_article_ids, 1):
                     outcome = extract_article(article_id)
+                    if not outcome.startswith("skipped"):
+                        outcome += "; " + enrich_article(article_id)
                     self.stdout.write(f"    [{i}/{len(result.new_article_ids)}] {outcome}")
             else:
                 enqueue_extractions(result.new_article_ids)

@@ -6,7 +6,9 @@ from aggregator.tasks import recover_stuck_task
 
 
 class Command(BaseCommand):
-    help = "Put articles a dead worker left half-done back in the queue (the task workers run every 5 minutes)."
+    help = (
+        "Put articles a dead worker left half-done back in the queue (the task workers run every 5 minutes)."
+    )
 
     def handle(self, *args, **options):
         self.stdout.write(recover_stuck_task())

@@ -66,21 +66,32 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         try:
-            start(python, "-m", "aggregator.demo.server", "--port", str(demo_port),
-                  "--state", str(data_dir / "demo-clock.txt"))
+            start(
+                python,
+                "-m",
+                "aggregator.demo.server",
+                "--port",
+                str(demo_port),
+                "--state",
+                str(data_dir / "demo-clock.txt"),
+            )
             if not wait_for(f"http://127.0.0.1:{demo_port}/"):
-                raise CommandError(f"The demo server did not start on port {demo_port}; "
-                                   "is the port taken? Set DEMO_PORT to another one.")
+                raise CommandError(
+                    f"The demo server did not start on port {demo_port}; "
+                    "is the port taken? Set DEMO_PORT to another one."
+                )
             start(python, manage, "runserver", f"127.0.0.1:{port}", "--noreload")
             start(python, manage, "qcluster")
             self.stdout.write("Polling the demo sources once now (workers then read each article) …")
             call_command("poll", all=True)
             if not wait_for(f"http://127.0.0.1:{port}/", 30):
                 raise CommandError(f"The web server did not start on port {port}; set PORT to a free one.")
-            self.stdout.write(self.style.SUCCESS(
-                f"\nNewsdesk is running on http://127.0.0.1:{port}/  (admin: http://127.0.0.1:{port}/admin/)"
-                f"\nDemo publications on http://127.0.0.1:{demo_port}/ · Ctrl-C stops everything.\n"
-            ))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nNewsdesk is running on http://127.0.0.1:{port}/  (admin: http://127.0.0.1:{port}/admin/)"
+                    f"\nDemo publications on http://127.0.0.1:{demo_port}/ · Ctrl-C stops everything.\n"
+                )
+            )
             while all(proc.poll() is None for proc in children):
                 time.sleep(1)
             dead = [p.args for p in children if p.poll() is not None]
@@ -95,7 +106,9 @@ class Command(BaseCommand):
         user_model = get_user_model()
         if not password_file.exists() or not user_model.objects.filter(username="admin").exists():
             password = secrets.token_urlsafe(12)
-            user, _ = user_model.objects.get_or_create(username="admin", defaults={"email": "admin@localhost"})
+            user, _ = user_model.objects.get_or_create(
+                username="admin", defaults={"email": "admin@localhost"}
+            )
             user.is_staff = user.is_superuser = True
             user.set_password(password)
             user.save()

@@ -18,8 +18,7 @@ class Command(BaseCommand):
         for name, func, minutes in SCHEDULES:
             _, created = Schedule.objects.update_or_create(
                 name=name,
-                defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes,
-                          "repeats": -1},
+                defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
             )
             self.stdout.write(f"{'created' if created else 'updated'} schedule: {name} every {minutes} min")
         stale = Schedule.objects.filter(func__startswith="aggregator.").exclude(name__in=wanted)

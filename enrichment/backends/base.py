@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class EnrichmentError(Exception):
+    """An enricher could not write a card; the article keeps what it had."""
+
+
+@dataclass
+class SourceText:
+    """Everything an enricher may read about one article. Text is data, not instructions."""
+
+    article_id: int
+    title: str
+    text: str
+    language: str
+    source_name: str
+    published_at: datetime | None
+    category_hint: str = ""
+    # Earlier articles of the same story: (article id, published, title, text).
+    story: list[tuple[int, datetime | None, str, str]] = field(default_factory=list)
+    categories: dict[str, str] = field(default_factory=dict)  # slug -> comma-separated keywords
+    audiences: dict[str, str] = field(default_factory=dict)  # slug -> comma-separated keywords
+
+
+@dataclass
+class Takeaway:
+    text: str
+    passage: str
+
+
+@dataclass
+class Implication:
+    prediction: str
+    reasoning: str
+    passage: str
+
+
+@dataclass
+class TimelineEntry:
+    date: str  # YYYY, YYYY-MM or YYYY-MM-DD
+    text: str
+    passage: str = ""
+    article_id: int | None = None
+
+
+@dataclass
+class CardDraft:
+    backend: str
+    model_name: str = ""
+    language: str = ""
+    title: str = ""
+    hook: str = ""
+    what_changed: str = ""
+    why_it_matters: str = ""
+    what_next: str = ""
+    category: str = ""
+    audiences: dict[str, str] = field(default_factory=dict)  # slug -> reason
+    takeaways: list[Takeaway] = field(default_factory=list)
+    implications: list[Implication] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    def as_fields(self) -> dict:
+        return {
+            "backend": self.backend,
+            "model_name": self.model_name,
+            "language": self.language,
+            "title": self.title,
+            "hook": self.hook,
+            "what_changed": self.what_changed,
+            "why_it_matters": self.why_it_matters,
+            "what_next": self.what_next,
+            "takeaways": [asdict(t) for t in self.takeaways],
+            "implications": [asdict(i) for i in self.implications],
+            "timeline": [asdict(t) for t in self.timeline],
+            "audience_reasons": dict(self.audiences),
+        }
+
+
+class Enricher(Protocol):
+    name: str
+
+    def enrich(self, source: SourceText) -> CardDraft: ...
