@@ -36,3 +36,16 @@ def collected_after(published: datetime | None, collected: datetime | None) -> s
     if published is None or collected is None:
         return ""
     return short_duration(collected - published)
+
+
+def format_partial_date(value: str) -> str:
+    """An ISO date of any precision as a reader reads it: 18 Nov 2026, Nov 2026, 2026."""
+    parts = (value or "").split("-")
+    try:
+        if len(parts) == 3:
+            return datetime(int(parts[0]), int(parts[1]), int(parts[2])).strftime("%-d %b %Y")
+        if len(parts) == 2:
+            return datetime(int(parts[0]), int(parts[1]), 1).strftime("%b %Y")
+    except ValueError:
+        return value
+    return value

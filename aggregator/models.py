@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from aggregator.ingest.clean import html_to_text
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,6 +51,9 @@ class AudienceTag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("audience", args=[self.slug])
 
 
 class SourceQuerySet(models.QuerySet):
@@ -157,6 +162,13 @@ class EntryData:
     language: str = ""
 
 
+def excerpt_of(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
 def guid_key(guid: str) -> str:
     """Entry ids can be any length; keep short ones readable and hash long ones."""
     if len(guid) <= 500:
@@ -169,8 +181,12 @@ class ArticleQuerySet(models.QuerySet):
         return self.filter(is_hidden=False)
 
     def for_cards(self) -> ArticleQuerySet:
-        return self.select_related("source", "category", "source__category").order_by(
-            "-is_featured", "-sort_at", "-pk"
+        """What a list of cards needs, in a bounded number of queries."""
+        return (
+            self.select_related("source", "category", "insight")
+            .prefetch_related("audiences")
+            .defer("text", "content_html", "summary_html")
+            .order_by("-is_featured", "-sort_at", "-pk")
         )
 
 
@@ -201,6 +217,7 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
                 author=entry.author[:300],
                 published_at=published,
                 image_url=entry.image_url[:2000],
+                excerpt=excerpt_of(html_to_text(entry.summary_html or entry.content_html)),
                 language=entry.language[:16] or source.language,
                 category_id=source.category_id,
                 collected_at=now,
@@ -256,6 +273,7 @@ class Article(models.Model):
     summary_html = models.TextField(blank=True, help_text="The feed's summary, sanitized.")
     content_html = models.TextField(blank=True, help_text="The feed's full content, sanitized.")
     text = models.TextField(blank=True, help_text="Main text extracted from the page.")
+    excerpt = models.CharField(max_length=400, blank=True, help_text="The first lines, for cards.")
     image_url = models.URLField(max_length=2000, blank=True)
     language = models.CharField(max_length=16, blank=True)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
@@ -298,16 +316,7 @@ class Article(models.Model):
         return reverse("article", args=[self.pk])
 
     @property
-    def lead_text(self) -> str:
-        """The first lines shown on a card: the feed's standfirst, else the text."""
-        from aggregator.ingest.clean import html_to_text
-
-        return html_to_text(self.summary_html)[:600] or self.body_text[:600]
-
-    @property
     def body_text(self) -> str:
-        from aggregator.ingest.clean import html_to_text
-
         return self.text or html_to_text(self.content_html or self.summary_html)
 
     def claim(self, *, from_state: str, to_state: str, now: datetime) -> bool:

@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.sitemaps.views import sitemap
 from django.urls import path
 
 from aggregator import views
+from aggregator.sitemaps import SITEMAPS
 
 admin.site.site_header = "Newsdesk editors"
 admin.site.site_title = "Newsdesk admin"
@@ -10,6 +12,11 @@ urlpatterns = [
     path("", views.front, name="front"),
     path("a/<int:pk>/", views.article, name="article"),
     path("category/<slug:slug>/", views.category, name="category"),
+    path("for/<slug:slug>/", views.audience, name="audience"),
     path("source/<slug:slug>/", views.source, name="source"),
+    path("search/", views.search, name="search"),
+    path("week/<int:year>/<int:week>/", views.week, name="week"),
+    path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
+    path("robots.txt", views.robots_txt, name="robots"),
     path("admin/", admin.site.urls),
 ]

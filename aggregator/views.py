@@ -1,36 +1,121 @@
 from __future__ import annotations
 
-from django.core.paginator import Paginator
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+import datetime as dt
 
-from aggregator.models import Article, Category, Source
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from aggregator import seo
+from aggregator.models import Article, AudienceTag, Category, Source
+from aggregator.search import search_articles
+from enrichment.models import WeeklyRecap
 
 PAGE_SIZE = 20
 
 
-def _page(request: HttpRequest, articles: QuerySet[Article]):
+def _page(request: HttpRequest, articles: QuerySet[Article]) -> Page:
     return Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
+def _listing(request: HttpRequest, articles: QuerySet[Article], *, heading: str, intro: str = "",
+             **context) -> HttpResponse:
+    page = _page(request, articles)
+    return render(request, "aggregator/listing.html",
+                  {"page": page, "heading": heading, "intro": intro, **context})
+
+
+@require_GET
 def front(request: HttpRequest) -> HttpResponse:
     page = _page(request, Article.objects.visible().for_cards())
     return render(request, "aggregator/front.html", {"page": page})
 
 
+@require_GET
 def category(request: HttpRequest, slug: str) -> HttpResponse:
     cat = get_object_or_404(Category, slug=slug)
-    page = _page(request, Article.objects.visible().for_cards().filter(category=cat))
-    return render(request, "aggregator/listing.html", {"page": page, "heading": str(cat)})
+    articles = Article.objects.visible().for_cards().filter(category=cat)
+    return _listing(request, articles, heading=f"{cat.icon} {cat.name}".strip(), intro=cat.description)
 
 
+@require_GET
+def audience(request: HttpRequest, slug: str) -> HttpResponse:
+    tag = get_object_or_404(AudienceTag, slug=slug)
+    articles = Article.objects.visible().for_cards().filter(audiences=tag)
+    return _listing(request, articles, heading=f"For {tag.name}", intro=tag.description)
+
+
+@require_GET
 def source(request: HttpRequest, slug: str) -> HttpResponse:
     src = get_object_or_404(Source, slug=slug)
-    page = _page(request, Article.objects.visible().for_cards().filter(source=src))
-    return render(request, "aggregator/listing.html", {"page": page, "heading": src.name, "source": src})
+    articles = Article.objects.visible().for_cards().filter(source=src)
+    return _listing(request, articles, heading=src.name, source=src)
 
 
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:200]
+    articles = search_articles(Article.objects.visible().for_cards(), query) if query else Article.objects.none()
+    return _listing(request, articles, heading=f"Search: {query}" if query else "Search", query=query,
+                    searching=True)
+
+
+@require_GET
+def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
+    try:
+        monday = dt.date.fromisocalendar(year, week, 1)
+    except ValueError as exc:
+        raise Http404("No such week") from exc
+    tz = timezone.get_current_timezone()
+    start = dt.datetime.combine(monday, dt.time.min, tzinfo=tz)
+    articles = Article.objects.visible().for_cards().filter(sort_at__gte=start, sort_at__lt=start + dt.timedelta(7))
+    recap = WeeklyRecap.objects.filter(iso_year=year, iso_week=week, status=WeeklyRecap.Status.PUBLISHED).first()
+    sunday = monday + dt.timedelta(6)
+    return _listing(request, articles, heading=f"Week {week}, {year}",
+                    intro=f"{monday:%-d %B} – {sunday:%-d %B %Y}", recap=recap,
+                    prev_week=(monday - dt.timedelta(7)).isocalendar()[:2],
+                    next_week=(monday + dt.timedelta(7)).isocalendar()[:2])
+
+
+def recap_link() -> tuple[str, str]:
+    """(url, label) for the card's "Weekly Recap" part: the latest published recap,
+    else this week's page."""
+    recap = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED).order_by("-iso_year", "-iso_week").first()
+    if recap:
+        return recap.get_absolute_url(), recap.title
+    year, week_no, _ = timezone.localdate().isocalendar()
+    return reverse("week", args=[year, week_no]), "This week's articles"
+
+
+@require_GET
 def article(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(Article.objects.visible().select_related("source", "category"), pk=pk)
-    return render(request, "aggregator/article.html", {"article": item})
+    item = get_object_or_404(
+        Article.objects.visible().select_related("source", "category", "insight").prefetch_related("audiences"),
+        pk=pk,
+    )
+    insight = getattr(item, "insight", None)
+    related = []
+    if insight and insight.related_ids:
+        by_id = {a.pk: a for a in Article.objects.visible().for_cards().filter(pk__in=insight.related_ids)}
+        related = [by_id[pk] for pk in insight.related_ids if pk in by_id]
+    recap_url, recap_label = recap_link()
+    canonical = f"{settings.SITE_URL}{item.get_absolute_url()}"
+    description = (insight.hook if insight and insight.hook else item.excerpt)[:200]
+    return render(request, "aggregator/article.html", {
+        "article": item, "insight": insight, "related": related,
+        "recap_url": recap_url, "recap_label": recap_label, "canonical": canonical,
+        "jsonld": seo.news_article(item, canonical=canonical, description=description),
+    })
+
+
+@require_GET
+def robots_txt(request: HttpRequest) -> HttpResponse:
+    lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /search/", f"Sitemap: {settings.SITE_URL}/sitemap.xml"]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
+
+

@@ -11,7 +11,12 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’»)]?\s+(?=[\"“„«(]?[A-ZÄÖÜ0-9])|(?<=[。！？])")
+# A sentence ends at . ! ? … (not after a day number as in "3. Juli", nor after a
+# title as in "Dr."), or at a CJK full stop.
+_SENTENCE_END = re.compile(
+    r"(?<![\s(]\d\.)(?<![\s(]\d\d\.)(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bNr\.)(?<!\bSt\.)(?<!Prof\.)(?<!Mrs\.)"
+    r"(?<=[.!?…])[\"”’»)]?\s+(?=[\"“„«(]?[A-ZÄÖÜ0-9])|(?<=[。！？])"
+)
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*", re.UNICODE)
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -80,7 +85,7 @@ def is_cjk(text: str) -> bool:
 FORWARD = re.compile(
     r"\b(will|won't|is expected|are expected|expects?|plans? to|planned|is set to|are set to|aims? to|"
     r"intends? to|is likely|are likely|could|next year|next month|by the end of|in the coming|"
-    r"wird|werden|soll|sollen|plant|planen|voraussichtlich|künftig|kuenftig|erwartet)\b"
+    r"soll|sollen|plant|planen|voraussichtlich|künftig|kuenftig|erwartet|in den kommenden)\b"
     r"|预计|计划|将于|将会|有望|未来|即将",
     re.IGNORECASE,
 )

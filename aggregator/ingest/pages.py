@@ -12,7 +12,7 @@ from django.utils import timezone
 from aggregator.ingest.clean import html_to_text, one_line
 from aggregator.ingest.extract import Extraction, ExtractionError, extract_html
 from aggregator.ingest.http import FetchError, fetch
-from aggregator.models import Article
+from aggregator.models import Article, excerpt_of
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,14 @@ def extract_article(article_id: int, *, now: datetime | None = None) -> str:
         page = fetch_and_extract(article.url)
     except (FetchError, ExtractionError) as exc:
         fields.update(text=feed_text, extraction_error=f"{exc}; showing the feed's own text")
+        if not article.excerpt:
+            fields["excerpt"] = excerpt_of(feed_text)
         outcome = f"kept the feed's text: {exc}"
     else:
         use_page = len(page.text) >= len(feed_text) * 0.5
         fields.update(text=page.text if use_page else feed_text, extraction_error="")
+        if not article.excerpt:
+            fields["excerpt"] = excerpt_of(fields["text"])
         if not article.author and page.author:
             fields["author"] = one_line(page.author)[:300]
         if not article.image_url and page.image:

@@ -74,6 +74,7 @@ def backoff_interval(
 
 
 def with_jitter(minutes: int, *, rng: random.Random | None = None) -> timedelta:
-    """Spread polls by ±10% so sources added together do not stay in lockstep."""
+    """Spread polls by up to 15% so sources added together do not stay in lockstep.
+    Only ever later: the interval may be a floor the publisher asked for."""
     rng = rng or random
-    return timedelta(minutes=minutes * rng.uniform(0.9, 1.1))
+    return timedelta(minutes=minutes * rng.uniform(1.0, 1.15))

@@ -15,48 +15,27 @@ CATEGORIES = [
      "outage, breach, vulnerability, attack, hacker, security, incident, ausfall, 故障, 安全"),
 ]
 AUDIENCES = [
-    (
-        "Developers",
-        "developers",
-        "People who write and ship software.",
-        "developer, code, coding, api, open-source, open source, model, sdk, github, programming, benchmark",
-    ),
-    (
-        "Founders & Executives",
-        "executives",
-        "People who run companies and set strategy.",
-        "ceo, strategy, revenue, market, competitor, customers, pricing, acquisition",
-    ),
-    (
-        "Investors",
-        "investors",
-        "People who allocate capital.",
-        "funding, raise, series, valuation, shares, stock, investors, ipo, earnings",
-    ),
-    (
-        "Policy Makers",
-        "policy",
-        "People who write or enforce rules.",
-        "law, regulation, council, ban, government, regulator, compliance, privacy, vote",
-    ),
-    (
-        "Researchers",
-        "researchers",
-        "People who run studies and experiments.",
-        "research, study, paper, experiment, university, scientists, dataset",
-    ),
-    (
-        "Creators & Designers",
-        "creators",
-        "People who make media, art and products.",
-        "film, music, artist, creator, design, designers, studio, content",
-    ),
-    (
-        "Security & Ops Teams",
-        "security-ops",
-        "People who keep systems running and safe.",
-        "outage, breach, vulnerability, attack, incident, downtime, configuration, security",
-    ),
+    ("Developers", "developers", "People who write and ship software.",
+     "developer, developers, code, coding, api, open-source, open source, sdk, github, programming, "
+     "benchmark, software, entwickler, programmierer, 开发者, 代码, 开源, 编程"),
+    ("Founders & Executives", "executives", "People who run companies and set strategy.",
+     "ceo, cfo, strategy, revenue, market, competitor, customers, pricing, acquisition, startup, "
+     "unternehmen, geschäftsführer, kunden, 首席执行官, 企业, 市场, 客户"),
+    ("Investors", "investors", "People who allocate capital.",
+     "funding, raise, raised, series, valuation, shares, stock, investors, ipo, earnings, fund, "
+     "investoren, finanzierung, aktie, 融资, 投资者, 股价, 估值"),
+    ("Policy Makers", "policy", "People who write or enforce rules.",
+     "law, regulation, council, ban, government, regulator, compliance, privacy, vote, mayor, "
+     "gesetz, regulierung, regierung, verbot, 监管, 政府, 法规, 禁令"),
+    ("Researchers", "researchers", "People who run studies and experiments.",
+     "research, researchers, study, paper, experiment, university, scientists, dataset, "
+     "forschung, forscher, studie, universität, experiment, 研究, 研究人员, 大学, 论文"),
+    ("Creators & Designers", "creators", "People who make media, art and products.",
+     "film, music, artist, creator, creators, design, designers, studio, content, "
+     "künstler, gestalter, 创作者, 设计师, 艺术"),
+    ("Security & Ops Teams", "security-ops", "People who keep systems running and safe.",
+     "outage, breach, vulnerability, attack, incident, downtime, configuration, security, "
+     "post-mortem, ausfall, sicherheit, störung, 故障, 宕机, 安全, 中断"),
 ]
 
 

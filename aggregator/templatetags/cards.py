@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
+
 from django import template
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
 from aggregator import freshness
 
 register = template.Library()
+
+_JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
 
 
 @register.inclusion_tag("aggregator/_badge.html")
@@ -15,19 +20,23 @@ def freshness_badge(article):
         "key": key,
         "label": label,
         "collected_in": freshness.collected_after(article.published_at, article.collected_at),
-        "published_at": article.published_at,
+        "published_at": article.published_at or article.collected_at,
     }
-
-
-@register.filter
-def lead(text: str, chars: int = 280) -> str:
-    """The first lines of an article's text, cut at a word."""
-    text = " ".join((text or "").split())
-    if len(text) <= chars:
-        return text
-    return text[:chars].rsplit(" ", 1)[0] + " …"
 
 
 @register.filter
 def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in (text or "").split("\n") if p.strip()]
+
+
+@register.filter
+def timeline_date(value: str) -> str:
+    """2026-11-18 → 18 Nov 2026; 2026-11 → Nov 2026; 2026 → 2026."""
+    return freshness.format_partial_date(value)
+
+
+@register.simple_tag
+def json_ld(data: dict) -> SafeString:
+    """A JSON-LD block; <, > and & escaped so no text can close the script element."""
+    payload = json.dumps(data, ensure_ascii=False).translate(_JSON_ESCAPES)
+    return mark_safe(f'<script type="application/ld+json">{payload}</script>')  # noqa: S308

@@ -29,7 +29,7 @@ DEFAULT_NEXT = "Read the publisher's full article before acting on this summary.
 
 
 def _keywords(spec: str) -> list[str]:
-    return [k.strip().lower() for k in spec.split(",") if k.strip()]
+    return list(dict.fromkeys(k.strip().lower() for k in spec.split(",") if k.strip()))
 
 
 def _matches(text_lower: str, keywords: list[str]) -> list[str]:
@@ -68,7 +68,7 @@ class ExtractiveEnricher:
         if len(draft.takeaways) < 3 and 0 not in chosen:
             draft.takeaways.insert(0, Takeaway(text=tx.clip(lead, 300), passage=lead))
 
-        forward = [s for s in sents if tx.FORWARD.search(s)]
+        forward = [s for s in sents if tx.FORWARD.search(s) and not self._only_past(s, source)]
         draft.implications = [
             Implication(prediction=tx.clip(s, 300), reasoning="", passage=s) for s in forward[:3]
         ]
@@ -94,6 +94,15 @@ class ExtractiveEnricher:
             weight *= 1.0 + 0.5 / (1 + i)  # news puts what matters first
             scores.append(weight)
         return scores
+
+    @staticmethod
+    def _only_past(sentence: str, source: SourceText) -> bool:
+        """A sentence dated only before publication reports history, not a prospect."""
+        dates = tx.find_dates(sentence)
+        if not dates or source.published_at is None:
+            return False
+        published = source.published_at.date().isoformat()
+        return all(d.value < published[: len(d.value)] for d in dates)
 
     @staticmethod
     def _timeline(source: SourceText, sents: list[str]) -> list[TimelineEntry]:
