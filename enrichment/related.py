@@ -11,6 +11,7 @@ from enrichment import text as tx
 WINDOW = timedelta(days=7)
 CANDIDATES = 300
 LIMIT = 5
+MIN_OVERLAP = 0.12  # Jaccard overlap of content words
 
 
 def related_ids(article: Article, *, limit: int = LIMIT) -> list[int]:
@@ -39,7 +40,7 @@ def related_ids(article: Article, *, limit: int = LIMIT) -> list[int]:
     for other in candidates:
         theirs = set(tx.keyword_counts(f"{other.title} {other.text[:3000] or other.summary_html}"))
         overlap = len(mine & theirs) / (len(mine | theirs) or 1)
-        if overlap >= 0.08:
+        if overlap >= MIN_OVERLAP:
             scored.append((overlap, other.pk))
     scored.sort(reverse=True)
     return ids + [pk for _score, pk in scored[: limit - len(ids)]]

@@ -43,7 +43,7 @@ def normalize(text: str) -> str:
 def sentences(text: str) -> list[str]:
     """Sentences of a text, paragraph breaks respected."""
     out = []
-    for para in re.split(r"\n\s*\n|\n", normalize(text)):
+    for para in re.split(r"\n\s*\n|\n", text):
         para = " ".join(para.split())
         if not para:
             continue

@@ -20,6 +20,14 @@ MAX_ATTEMPTS = 3
 State = Article.State
 
 
+def without_headline(text: str, title: str) -> str:
+    """Pages repeat the headline above the article; the card shows it already."""
+    first, _, rest = text.partition("\n")
+    if rest and " ".join(first.split()).casefold() == " ".join(title.split()).casefold():
+        return rest.lstrip("\n")
+    return text
+
+
 def fetch_and_extract(url: str) -> Extraction:
     if not url:
         raise ExtractionError("the feed entry has no link to a page")
@@ -58,8 +66,9 @@ def extract_article(article_id: int, *, now: datetime | None = None) -> str:
             fields["excerpt"] = excerpt_of(feed_text)
         outcome = f"kept the feed's text: {exc}"
     else:
-        use_page = len(page.text) >= len(feed_text) * 0.5
-        fields.update(text=page.text if use_page else feed_text, extraction_error="")
+        page_text = without_headline(page.text, article.title)
+        use_page = len(page_text) >= len(feed_text) * 0.5
+        fields.update(text=page_text if use_page else feed_text, extraction_error="")
         if not article.excerpt:
             fields["excerpt"] = excerpt_of(fields["text"])
         if not article.author and page.author:

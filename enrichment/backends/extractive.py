@@ -45,7 +45,11 @@ class ExtractiveEnricher:
 
     def enrich(self, source: SourceText) -> CardDraft:
         body = source.text or ""
-        sents = [s for s in tx.sentences(body) if len(s) >= 25 or tx.is_cjk(s) and len(s) >= 10]
+        title_key = " ".join(source.title.split()).casefold()
+        sents = [
+            s for s in tx.sentences(body)
+            if (len(s) >= 25 or tx.is_cjk(s) and len(s) >= 10) and s.casefold() != title_key
+        ]
         draft = CardDraft(backend=self.name, language=source.language)
         if not sents:
             draft.category = source.category_hint
