@@ -21,7 +21,8 @@ class Category(models.Model):
     icon = models.CharField(max_length=8, blank=True, help_text="An emoji shown before the source name.")
     description = models.TextField(blank=True)
     keywords = models.TextField(
-        blank=True, help_text="Comma-separated words that suggest this category (used by the extractive enricher)."
+        blank=True,
+        help_text="Comma-separated words that suggest this category (used by the extractive enricher).",
     )
     position = models.PositiveSmallIntegerField(default=0)
 

@@ -13,8 +13,11 @@ def search_articles(articles: QuerySet, query: str) -> QuerySet:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 
-        vector = SearchVector("title", weight="A", config="simple") + SearchVector(
-            "excerpt", weight="B", config="simple") + SearchVector("text", weight="C", config="simple")
+        vector = (
+            SearchVector("title", weight="A", config="simple")
+            + SearchVector("excerpt", weight="B", config="simple")
+            + SearchVector("text", weight="C", config="simple")
+        )
         search_query = SearchQuery(query, search_type="websearch", config="simple")
         return (
             articles.annotate(rank=SearchRank(vector, search_query))

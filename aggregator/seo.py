@@ -17,8 +17,11 @@ def news_article(article: Article, *, canonical: str, description: str) -> dict:
         "description": description,
         "isBasedOn": article.url or article.source.site_url,
         "publisher": {"@type": "Organization", "name": settings.SITE_NAME, "url": settings.SITE_URL},
-        "sourceOrganization": {"@type": "Organization", "name": article.source.name,
-                               "url": article.source.site_url or None},
+        "sourceOrganization": {
+            "@type": "Organization",
+            "name": article.source.name,
+            "url": article.source.site_url or None,
+        },
     }
     if article.published_at:
         data["datePublished"] = article.published_at.isoformat()

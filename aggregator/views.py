@@ -23,11 +23,13 @@ def _page(request: HttpRequest, articles: QuerySet[Article]) -> Page:
     return Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _listing(request: HttpRequest, articles: QuerySet[Article], *, heading: str, intro: str = "",
-             **context) -> HttpResponse:
+def _listing(
+    request: HttpRequest, articles: QuerySet[Article], *, heading: str, intro: str = "", **context
+) -> HttpResponse:
     page = _page(request, articles)
-    return render(request, "aggregator/listing.html",
-                  {"page": page, "heading": heading, "intro": intro, **context})
+    return render(
+        request, "aggregator/listing.html", {"page": page, "heading": heading, "intro": intro, **context}
+    )
 
 
 @require_GET
@@ -60,9 +62,12 @@ def source(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
-    articles = search_articles(Article.objects.visible().for_cards(), query) if query else Article.objects.none()
-    return _listing(request, articles, heading=f"Search: {query}" if query else "Search", query=query,
-                    searching=True)
+    articles = (
+        search_articles(Article.objects.visible().for_cards(), query) if query else Article.objects.none()
+    )
+    return _listing(
+        request, articles, heading=f"Search: {query}" if query else "Search", query=query, searching=True
+    )
 
 
 @require_GET
@@ -73,19 +78,32 @@ def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
         raise Http404("No such week") from exc
     tz = timezone.get_current_timezone()
     start = dt.datetime.combine(monday, dt.time.min, tzinfo=tz)
-    articles = Article.objects.visible().for_cards().filter(sort_at__gte=start, sort_at__lt=start + dt.timedelta(7))
-    recap = WeeklyRecap.objects.filter(iso_year=year, iso_week=week, status=WeeklyRecap.Status.PUBLISHED).first()
+    articles = (
+        Article.objects.visible().for_cards().filter(sort_at__gte=start, sort_at__lt=start + dt.timedelta(7))
+    )
+    recap = WeeklyRecap.objects.filter(
+        iso_year=year, iso_week=week, status=WeeklyRecap.Status.PUBLISHED
+    ).first()
     sunday = monday + dt.timedelta(6)
-    return _listing(request, articles, heading=f"Week {week}, {year}",
-                    intro=f"{monday:%-d %B} – {sunday:%-d %B %Y}", recap=recap,
-                    prev_week=(monday - dt.timedelta(7)).isocalendar()[:2],
-                    next_week=(monday + dt.timedelta(7)).isocalendar()[:2])
+    return _listing(
+        request,
+        articles,
+        heading=f"Week {week}, {year}",
+        intro=f"{monday:%-d %B} – {sunday:%-d %B %Y}",
+        recap=recap,
+        prev_week=(monday - dt.timedelta(7)).isocalendar()[:2],
+        next_week=(monday + dt.timedelta(7)).isocalendar()[:2],
+    )
 
 
 def recap_link() -> tuple[str, str]:
     """(url, label) for the card's "Weekly Recap" part: the latest published recap,
     else this week's page."""
-    recap = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED).order_by("-iso_year", "-iso_week").first()
+    recap = (
+        WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED)
+        .order_by("-iso_year", "-iso_week")
+        .first()
+    )
     if recap:
         return recap.get_absolute_url(), recap.title
     year, week_no, _ = timezone.localdate().isocalendar()
@@ -95,7 +113,9 @@ def recap_link() -> tuple[str, str]:
 @require_GET
 def article(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(
-        Article.objects.visible().select_related("source", "category", "insight").prefetch_related("audiences"),
+        Article.objects.visible()
+        .select_related("source", "category", "insight")
+        .prefetch_related("audiences"),
         pk=pk,
     )
     insight = getattr(item, "insight", None)
@@ -106,16 +126,27 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
     recap_url, recap_label = recap_link()
     canonical = f"{settings.SITE_URL}{item.get_absolute_url()}"
     description = (insight.hook if insight and insight.hook else item.excerpt)[:200]
-    return render(request, "aggregator/article.html", {
-        "article": item, "insight": insight, "related": related,
-        "recap_url": recap_url, "recap_label": recap_label, "canonical": canonical,
-        "jsonld": seo.news_article(item, canonical=canonical, description=description),
-    })
+    return render(
+        request,
+        "aggregator/article.html",
+        {
+            "article": item,
+            "insight": insight,
+            "related": related,
+            "recap_url": recap_url,
+            "recap_label": recap_label,
+            "canonical": canonical,
+            "jsonld": seo.news_article(item, canonical=canonical, description=description),
+        },
+    )
 
 
 @require_GET
 def robots_txt(request: HttpRequest) -> HttpResponse:
-    lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /search/", f"Sitemap: {settings.SITE_URL}/sitemap.xml"]
+    lines = [
+        "User-agent: *",
+        "Disallow: /admin/",
+        "Disallow: /search/",
+        f"Sitemap: {settings.SITE_URL}/sitemap.xml",
+    ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
-
-

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_QUOTES = str.maketrans({c: '"' for c in "“”„‟«»″"} | {c: "'" for c in "‘’‚‛‹›′`´"} | {c: "-" for c in "‐‑‒–—―−"})
+_QUOTES = str.maketrans(
+    {c: '"' for c in "“”„‟«»″"} | {c: "'" for c in "‘’‚‛‹›′`´"} | {c: "-" for c in "‐‑‒–—―−"}
+)
 _SPACE = re.compile(r"\s+")
 _EDGE = re.compile(r"^[\s\"'.,;:!?…-]+|[\s\"'.,;:!?…-]+$")
 

@@ -21,8 +21,12 @@ class Insight(models.Model):
     why_it_matters = models.TextField(blank=True)
     what_next = models.TextField(blank=True)
     takeaways = models.JSONField(default=list, blank=True, help_text='[{"text", "passage"}]')
-    implications = models.JSONField(default=list, blank=True, help_text='[{"prediction", "reasoning", "passage"}]')
-    timeline = models.JSONField(default=list, blank=True, help_text='[{"date", "text", "passage", "article_id"}]')
+    implications = models.JSONField(
+        default=list, blank=True, help_text='[{"prediction", "reasoning", "passage"}]'
+    )
+    timeline = models.JSONField(
+        default=list, blank=True, help_text='[{"date", "text", "passage", "article_id"}]'
+    )
     audience_reasons = models.JSONField(default=dict, blank=True, help_text='{"audience slug": "reason"}')
     related_ids = models.JSONField(default=list, blank=True, help_text="Ids of related articles, best first.")
     error = models.TextField(blank=True)

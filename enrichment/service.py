@@ -74,19 +74,23 @@ def grounded(draft: CardDraft, source: SourceText) -> CardDraft:
         item.prediction, item.reasoning = _clean(item.prediction, 400), _clean(item.reasoning, 400)
     for item in draft.timeline:
         item.text = _clean(item.text, 300)
-    draft.audiences = {slug: _clean(reason, 200) for slug, reason in draft.audiences.items()
-                       if slug in source.audiences}
+    draft.audiences = {
+        slug: _clean(reason, 200) for slug, reason in draft.audiences.items() if slug in source.audiences
+    }
     return draft
 
 
-def enrich_article(article_id: int, *, force: bool = False, backend: str | None = None,
-                   now: datetime | None = None) -> str:
+def enrich_article(
+    article_id: int, *, force: bool = False, backend: str | None = None, now: datetime | None = None
+) -> str:
     """Write (or, with force, rewrite) the card of one extracted article."""
     now = now or timezone.now()
     article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
     if article is None:
         return "skipped: no such article"
-    from_state = article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
+    from_state = (
+        article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
+    )
     if not article.claim(from_state=from_state, to_state=State.ENRICHING, now=now):
         return "skipped: not waiting for enrichment"
     enricher = get_enricher(backend)
@@ -104,8 +108,12 @@ def enrich_article(article_id: int, *, force: bool = False, backend: str | None 
     with transaction.atomic():
         Insight.objects.update_or_create(
             article=article,
-            defaults={**draft.as_fields(), "related_ids": article_related, "error": "",
-                      "generated_at": timezone.now()},
+            defaults={
+                **draft.as_fields(),
+                "related_ids": article_related,
+                "error": "",
+                "generated_at": timezone.now(),
+            },
         )
         audiences = AudienceTag.objects.filter(slug__in=list(draft.audiences))
         article.audiences.set(audiences)
@@ -115,7 +123,10 @@ def enrich_article(article_id: int, *, force: bool = False, backend: str | None 
             if category:
                 changes["category"] = category
         Article.objects.filter(pk=article.pk, state=State.ENRICHING).update(**changes)
-    return f"enriched by {enricher.name}: {len(draft.takeaways)} takeaways, {len(draft.timeline)} timeline entries"
+    return (
+        f"enriched by {enricher.name}: {len(draft.takeaways)} takeaways, "
+        f"{len(draft.timeline)} timeline entries"
+    )
 
 
 def recover_stuck_enrichment(*, now: datetime | None = None) -> list[int]:
@@ -126,7 +137,9 @@ def recover_stuck_enrichment(*, now: datetime | None = None) -> list[int]:
         state=State.EXTRACTED, state_changed_at=cutoff
     )
     waiting = list(
-        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list("pk", flat=True)[:500]
+        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
     )
     Article.objects.filter(pk__in=waiting, state=State.EXTRACTED).update(state_changed_at=now)
     return waiting

@@ -40,3 +40,34 @@ def demo_sources(db, demo_site):
 
     call_command("load_demo", base_url=demo_site.base_url, stdout=io.StringIO())
     return list(Source.objects.filter(is_demo=True))
+
+
+@pytest.fixture(scope="session")
+def demo_dump(django_db_setup, django_db_blocker, demo_site):
+    """The demo corpus polled, read and enriched once per session for real (over HTTP
+    from the demo server), kept as serialized rows; `demo` loads them in a few ms."""
+    from django.core import serializers
+    from django.core.management import call_command
+    from django.db import transaction
+
+    from aggregator.models import Article, Source, Story
+    from enrichment.models import Insight
+
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("load_demo", base_url=demo_site.base_url, stdout=io.StringIO())
+        call_command("poll", all=True, extract=True, stdout=io.StringIO())
+        rows = [*Source.objects.all(), *Story.objects.all(), *Article.objects.all(), *Insight.objects.all()]
+        dump = serializers.serialize("json", rows)
+        transaction.set_rollback(True)
+    return dump
+
+
+@pytest.fixture
+def demo(db, demo_dump):
+    from django.core import serializers
+
+    from aggregator.models import Article
+
+    for obj in serializers.deserialize("json", demo_dump):
+        obj.save()
+    return Article.objects.all()

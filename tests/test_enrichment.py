@@ -25,30 +25,42 @@ Developers on GitHub began testing the model within hours, and several open-sour
 
 def source_text(**kwargs) -> SourceText:
     defaults = dict(
-        article_id=1, title="Helios Labs releases Aurora-3", text=STORY, language="en",
-        source_name="Northwind", published_at=datetime(2026, 11, 18, 12, tzinfo=UTC),
+        article_id=1,
+        title="Helios Labs releases Aurora-3",
+        text=STORY,
+        language="en",
+        source_name="Northwind",
+        published_at=datetime(2026, 11, 18, 12, tzinfo=UTC),
         categories={"ai": "model, language model, open-weight", "business": "funding, shares"},
-        audiences={"developers": "developers, github, api, open-source, coding",
-                   "investors": "funding, shares, valuation"},
+        audiences={
+            "developers": "developers, github, api, open-source, coding",
+            "investors": "funding, shares, valuation",
+        },
     )
     return SourceText(**{**defaults, **kwargs})
 
 
 def test_sentences_respect_abbreviations_dates_and_cjk():
     assert tx.sentences("Am 3. Juli 2026 fiel das Netz aus. Dr. Weber sagte das. Es folgt mehr.") == [
-        "Am 3. Juli 2026 fiel das Netz aus.", "Dr. Weber sagte das.", "Es folgt mehr."]
+        "Am 3. Juli 2026 fiel das Netz aus.",
+        "Dr. Weber sagte das.",
+        "Es folgt mehr.",
+    ]
     assert tx.sentences("模型已发布。预计明年推出新版本！") == ["模型已发布。", "预计明年推出新版本！"]
 
 
-@pytest.mark.parametrize("sentence, value", [
-    ("It happened on 18 November 2026 in Port Calder.", "2026-11-18"),
-    ("It happened on November 18, 2026.", "2026-11-18"),
-    ("Aurora-2 shipped in June 2025.", "2025-06"),
-    ("Am 14. Oktober 2026 stimmte der Rat ab.", "2026-10-14"),
-    ("Im März 2024 begann das Projekt.", "2024-03"),
-    ("2026年10月14日，公司发布了模型。", "2026-10-14"),
-    ("2024年3月，项目启动。", "2024-03"),
-])
+@pytest.mark.parametrize(
+    "sentence, value",
+    [
+        ("It happened on 18 November 2026 in Port Calder.", "2026-11-18"),
+        ("It happened on November 18, 2026.", "2026-11-18"),
+        ("Aurora-2 shipped in June 2025.", "2025-06"),
+        ("Am 14. Oktober 2026 stimmte der Rat ab.", "2026-10-14"),
+        ("Im März 2024 begann das Projekt.", "2024-03"),
+        ("2026年10月14日，公司发布了模型。", "2026-10-14"),
+        ("2024年3月，项目启动。", "2024-03"),
+    ],
+)
 def test_it_finds_explicit_dates(sentence, value):
     assert [d.value for d in tx.find_dates(sentence)] == [value]
 
@@ -105,12 +117,22 @@ def test_the_configured_backend_is_used(settings):
 
 @pytest.mark.django_db
 def test_enriching_stores_the_card_audiences_and_category_and_can_run_twice():
-    source = Source.objects.create(name="Northwind", slug="nw", feed_url="http://127.0.0.1:9/f",
-                                   category=Category.objects.get(slug="business"))
-    article = Article.objects.create(source=source, guid="1", url="http://127.0.0.1:9/1",
-                                     title="Helios Labs releases Aurora-3", text=STORY,
-                                     state=Article.State.EXTRACTED, category=source.category,
-                                     published_at=datetime(2026, 11, 18, 12, tzinfo=UTC))
+    source = Source.objects.create(
+        name="Northwind",
+        slug="nw",
+        feed_url="http://127.0.0.1:9/f",
+        category=Category.objects.get(slug="business"),
+    )
+    article = Article.objects.create(
+        source=source,
+        guid="1",
+        url="http://127.0.0.1:9/1",
+        title="Helios Labs releases Aurora-3",
+        text=STORY,
+        state=Article.State.EXTRACTED,
+        category=source.category,
+        published_at=datetime(2026, 11, 18, 12, tzinfo=UTC),
+    )
     assert enrich_article(article.pk).startswith("enriched")
     assert enrich_article(article.pk).startswith("skipped")
     article.refresh_from_db()
@@ -127,19 +149,34 @@ def test_enriching_stores_the_card_audiences_and_category_and_can_run_twice():
 def test_the_timeline_links_earlier_articles_of_the_same_story():
     source = Source.objects.create(name="S", slug="s", feed_url="http://127.0.0.1:9/f")
     story = Story.objects.create(headline="Aurora-3")
-    first = Article.objects.create(source=source, guid="1", url="http://127.0.0.1:9/1", title="Aurora-3 is out",
-                                   text=STORY, story=story, state=Article.State.ENRICHED,
-                                   published_at=datetime(2026, 11, 18, tzinfo=UTC),
-                                   sort_at=datetime(2026, 11, 18, tzinfo=UTC))
-    second = Article.objects.create(source=source, guid="2", url="http://127.0.0.1:9/2",
-                                    title="Developers react to Aurora-3", text=STORY, story=story,
-                                    state=Article.State.EXTRACTED,
-                                    published_at=datetime(2026, 11, 20, tzinfo=UTC),
-                                    sort_at=datetime(2026, 11, 20, tzinfo=UTC))
+    first = Article.objects.create(
+        source=source,
+        guid="1",
+        url="http://127.0.0.1:9/1",
+        title="Aurora-3 is out",
+        text=STORY,
+        story=story,
+        state=Article.State.ENRICHED,
+        published_at=datetime(2026, 11, 18, tzinfo=UTC),
+        sort_at=datetime(2026, 11, 18, tzinfo=UTC),
+    )
+    second = Article.objects.create(
+        source=source,
+        guid="2",
+        url="http://127.0.0.1:9/2",
+        title="Developers react to Aurora-3",
+        text=STORY,
+        story=story,
+        state=Article.State.EXTRACTED,
+        published_at=datetime(2026, 11, 20, tzinfo=UTC),
+        sort_at=datetime(2026, 11, 20, tzinfo=UTC),
+    )
     enrich_article(second.pk)
     insight = Insight.objects.get(article=second)
     linked = [e for e in insight.timeline if e["article_id"]]
-    assert linked == [{"date": "2026-11-18", "text": "Aurora-3 is out", "passage": "", "article_id": first.pk}]
+    assert linked == [
+        {"date": "2026-11-18", "text": "Aurora-3 is out", "passage": "", "article_id": first.pk}
+    ]
     assert insight.related_ids[0] == first.pk
 
 
@@ -148,8 +185,12 @@ def test_editors_can_change_the_audience_taxonomy():
     AudienceTag.objects.create(name="Astronomers", slug="astronomers", keywords="telescope, galaxy")
     source = Source.objects.create(name="S", slug="s", feed_url="http://127.0.0.1:9/f")
     article = Article.objects.create(
-        source=source, guid="1", url="http://127.0.0.1:9/1", title="A new galaxy",
+        source=source,
+        guid="1",
+        url="http://127.0.0.1:9/1",
+        title="A new galaxy",
         text="The telescope found a galaxy that nobody had seen before. The galaxy is very far away indeed.",
-        state=Article.State.EXTRACTED)
+        state=Article.State.EXTRACTED,
+    )
     enrich_article(article.pk)
     assert list(article.audiences.values_list("slug", flat=True)) == ["astronomers"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from enrichment.backends.base import CardDraft, EnrichmentError, Enricher, SourceText
+from enrichment.backends.base import CardDraft, Enricher, EnrichmentError, SourceText
 
 BACKENDS = {
     "extractive": "enrichment.backends.extractive.ExtractiveEnricher",

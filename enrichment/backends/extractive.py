@@ -35,7 +35,8 @@ def _keywords(spec: str) -> list[str]:
 def _matches(text_lower: str, keywords: list[str]) -> list[str]:
     """The keywords that occur as whole words (or anywhere, for CJK)."""
     return [
-        kw for kw in keywords
+        kw
+        for kw in keywords
         if (kw in text_lower if tx.is_cjk(kw) else re.search(rf"(?<!\w){re.escape(kw)}(?!\w)", text_lower))
     ]
 
@@ -47,7 +48,8 @@ class ExtractiveEnricher:
         body = source.text or ""
         title_key = " ".join(source.title.split()).casefold()
         sents = [
-            s for s in tx.sentences(body)
+            s
+            for s in tx.sentences(body)
             if (len(s) >= 25 or tx.is_cjk(s) and len(s) >= 10) and s.casefold() != title_key
         ]
         draft = CardDraft(backend=self.name, language=source.language)
@@ -117,7 +119,9 @@ class ExtractiveEnricher:
                 entries[key] = TimelineEntry(date=key[0], text=title, article_id=article_id)
         for s in sents:
             for found in tx.find_dates(s)[:1]:
-                entries.setdefault((found.value, s), TimelineEntry(date=found.value, text=tx.clip(s, 240), passage=s))
+                entries.setdefault(
+                    (found.value, s), TimelineEntry(date=found.value, text=tx.clip(s, 240), passage=s)
+                )
         ordered = sorted(entries.values(), key=lambda e: e.date)
         return ordered[:8]
 
