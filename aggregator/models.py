@@ -170,6 +170,12 @@ def excerpt_of(text: str, limit: int = 300) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
+def text_fingerprint(text: str) -> str:
+    """Equal for two copies of one text, whatever their whitespace and case."""
+    words = " ".join(text.casefold().split())
+    return hashlib.sha256(words.encode("utf-8", "surrogatepass")).hexdigest() if len(words) > 200 else ""
+
+
 def guid_key(guid: str) -> str:
     """Entry ids can be any length; keep short ones readable and hash long ones."""
     if len(guid) <= 500:
@@ -275,6 +281,9 @@ class Article(models.Model):
     content_html = models.TextField(blank=True, help_text="The feed's full content, sanitized.")
     text = models.TextField(blank=True, help_text="Main text extracted from the page.")
     excerpt = models.CharField(max_length=400, blank=True, help_text="The first lines, for cards.")
+    text_hash = models.CharField(
+        max_length=64, blank=True, db_index=True, help_text="Fingerprint of the text: syndicated copies share it."
+    )
     image_url = models.URLField(max_length=2000, blank=True)
     language = models.CharField(max_length=16, blank=True)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)

@@ -32,6 +32,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -195,8 +205,28 @@ POLL_DEFAULT_INTERVAL = env_int("POLL_DEFAULT_INTERVAL", 30)
 STUCK_AFTER_MINUTES = env_int("STUCK_AFTER_MINUTES", 10)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
-# Which enricher writes the cards: extractive (offline, the default).
-ENRICHMENT_BACKEND = env_str("ENRICHMENT_BACKEND", "extractive")
+# Which enricher writes the cards: claude when a key is set, extractive (offline) otherwise.
+ENRICHMENT_BACKEND = env_str("ENRICHMENT_BACKEND", "claude" if ANTHROPIC_API_KEY else "extractive")
+# Claims whose passage is not found in the text: "drop" them, or "mark" them unsupported.
+GROUNDING_MODE = env_str("GROUNDING_MODE", "drop")
+
+# Claude. The model and its prices (US dollars per million tokens) live here, never in
+# code: prices move. Cache writes and reads are priced separately; batches at a discount.
+CLAUDE_MODEL = env_str("CLAUDE_MODEL", "claude-haiku-5-5")
+CLAUDE_PRICE_INPUT = env_float("CLAUDE_PRICE_INPUT", 1.00)
+CLAUDE_PRICE_OUTPUT = env_float("CLAUDE_PRICE_OUTPUT", 5.00)
+CLAUDE_PRICE_CACHE_WRITE = env_float("CLAUDE_PRICE_CACHE_WRITE", 1.25)
+CLAUDE_PRICE_CACHE_READ = env_float("CLAUDE_PRICE_CACHE_READ", 0.10)
+CLAUDE_BATCH_DISCOUNT = env_float("CLAUDE_BATCH_DISCOUNT", 0.5)
+CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 2000)
+CLAUDE_MAX_INPUT_CHARS = env_int("CLAUDE_MAX_INPUT_CHARS", 24000)
+# Per call: seconds and retries; the whole budget must fit inside the task timeout.
+CLAUDE_TIMEOUT = env_int("CLAUDE_TIMEOUT", 30)
+CLAUDE_MAX_RETRIES = env_int("CLAUDE_MAX_RETRIES", 2)
+# Dollars per UTC day; past it new articles keep their extractive card.
+CLAUDE_DAILY_BUDGET = env_float("CLAUDE_DAILY_BUDGET", 5.0)
+# More articles than this waiting for Claude: send them as one Message Batch instead.
+CLAUDE_BATCH_THRESHOLD = env_int("CLAUDE_BATCH_THRESHOLD", 20)
 
 LOGGING = {
     "version": 1,

@@ -29,9 +29,35 @@ class Insight(models.Model):
     )
     audience_reasons = models.JSONField(default=dict, blank=True, help_text='{"audience slug": "reason"}')
     related_ids = models.JSONField(default=list, blank=True, help_text="Ids of related articles, best first.")
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="Why the preferred enricher could not write this card.")
     generated_at = models.DateTimeField(help_text="When the machine wrote it.")
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Grounding: claims kept because their passage was found, and claims dropped (or,
+    # with GROUNDING_MODE=mark, shown marked unsupported) because it was not.
+    grounded_claims = models.PositiveIntegerField(default=0)
+    unsupported_claims = models.PositiveIntegerField(default=0)
+
+    # Claude: where this article stands, and what writing its card cost.
+    class Claude(models.TextChoices):
+        NONE = "", "Not sent"
+        QUEUED = "queued", "Queued for a batch"
+        BATCHED = "batched", "In a batch"
+        DONE = "done", "Written by Claude"
+        RETRY = "retry", "Will retry"
+        FAILED = "failed", "Failed"
+        CAPPED = "capped", "Skipped: daily spending cap"
+        SHARED = "shared", "Copied from a syndicated twin"
+
+    claude_status = models.CharField(max_length=16, choices=Claude.choices, default="", blank=True, db_index=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    batch_id = models.CharField(max_length=100, blank=True, db_index=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
 
     class Meta:
         indexes = [models.Index(fields=["backend", "generated_at"])]
@@ -50,6 +76,30 @@ class Insight(models.Model):
     @property
     def has_deep_insight(self) -> bool:
         return bool(self.takeaways or self.implications)
+
+
+class ApiCall(models.Model):
+    """One paid call to a model (or one result of a batch): what it cost and how it ended."""
+
+    article = models.ForeignKey("aggregator.Article", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="api_calls")
+    backend = models.CharField(max_length=40)
+    model_name = models.CharField(max_length=100)
+    batch_id = models.CharField(max_length=100, blank=True)
+    outcome = models.CharField(max_length=40, help_text="ok, refusal, max_tokens, invalid, ungrounded, error")
+    error = models.TextField(blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.outcome} ${self.cost_usd}"
 
 
 class WeeklyRecap(models.Model):

@@ -1,26 +1,36 @@
 """Enriching one article: build its source text, run the configured enricher, check
-each claim against the text, and store the card. Safe to run twice."""
+each claim against the text, and store the card. Safe to run twice.
+
+With Claude configured, every article first gets the extractive card (so the site never
+waits on the API); Claude's card replaces it when the call succeeds. A syndicated copy
+reuses its twin's card, the daily budget is never overspent, and a backlog goes to the
+Message Batches API at half price (enrichment.batches)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from aggregator.ingest.clean import strip_invisible
 from aggregator.models import Article, AudienceTag, Category
 from enrichment import text as tx
 from enrichment.backends import CardDraft, EnrichmentError, SourceText, get_enricher
+from enrichment.backends.base import Implication, Takeaway, TimelineEntry
 from enrichment.grounding import passage_in
-from enrichment.models import Insight
+from enrichment.models import ApiCall, Insight
 from enrichment.related import related_ids
 
 logger = logging.getLogger(__name__)
 State = Article.State
+Claude = Insight.Claude
 HOOK_MAX = 90
+MAX_CLAUDE_ATTEMPTS = 3
 
 
 def source_text(article: Article) -> SourceText:
@@ -50,96 +60,222 @@ def _clean(value: str, limit: int) -> str:
     return tx.clip(strip_invisible(value or ""), limit)
 
 
-def grounded(draft: CardDraft, source: SourceText) -> CardDraft:
-    """Keep only the claims whose passage is in the text we hold (or that link an
-    article of the story); clean and bound every string."""
+@dataclass
+class Grounding:
+    kept: int = 0
+    unsupported: int = 0
+
+
+def grounded(draft: CardDraft, source: SourceText, *, mode: str | None = None) -> tuple[CardDraft, Grounding]:
+    """Check every claim's passage against the text we hold (or a linked article of the
+    story); drop the unsupported ones (or mark them, with GROUNDING_MODE=mark). Clean
+    and bound every string."""
+    mode = mode or settings.GROUNDING_MODE
     corpus = [source.text] + [text for _pk, _when, _title, text in source.story]
     story_ids = {pk for pk, *_ in source.story}
+    counts = Grounding()
 
-    def found(passage: str) -> bool:
-        return any(passage_in(passage, text) for text in corpus)
+    def check(items: list, *, limit: int) -> list:
+        kept = []
+        for item in items:
+            linked = isinstance(item, TimelineEntry) and item.article_id in story_ids
+            ok = linked or (bool(item.passage) and any(passage_in(item.passage, t) for t in corpus))
+            if ok:
+                counts.kept += 1
+            else:
+                counts.unsupported += 1
+                item.supported = False
+                if mode != "mark":
+                    continue
+            kept.append(item)
+        return kept[:limit]
 
     draft.hook = _clean(draft.hook, HOOK_MAX)
     draft.title = _clean(draft.title, 500)
     for name in ("what_changed", "why_it_matters", "what_next"):
         setattr(draft, name, _clean(getattr(draft, name), 600))
-    draft.takeaways = [t for t in draft.takeaways if found(t.passage)][:5]
-    draft.implications = [i for i in draft.implications if found(i.passage)][:5]
-    draft.timeline = [
-        e for e in draft.timeline if (e.article_id in story_ids) or (e.passage and found(e.passage))
-    ][:12]
+    draft.takeaways = check(draft.takeaways, limit=5)
+    draft.implications = check(draft.implications, limit=5)
+    draft.timeline = check(draft.timeline, limit=12)
     for item in draft.takeaways:
-        item.text = _clean(item.text, 400)
+        item.text, item.passage = _clean(item.text, 400), _clean(item.passage, 800)
     for item in draft.implications:
         item.prediction, item.reasoning = _clean(item.prediction, 400), _clean(item.reasoning, 400)
+        item.passage = _clean(item.passage, 800)
     for item in draft.timeline:
-        item.text = _clean(item.text, 300)
+        item.text, item.passage = _clean(item.text, 300), _clean(item.passage, 800)
     draft.audiences = {
         slug: _clean(reason, 200) for slug, reason in draft.audiences.items() if slug in source.audiences
     }
-    return draft
+    return draft, counts
 
 
-def enrich_article(
-    article_id: int, *, force: bool = False, backend: str | None = None, now: datetime | None = None
-) -> str:
+def store(article: Article, source: SourceText, draft: CardDraft, *, from_state: str = State.ENRICHING,
+          **extra) -> Insight | None:
+    """Save a card and move the article to ENRICHED, if it is still in `from_state`."""
+    draft, counts = grounded(draft, source)
+    with transaction.atomic():
+        moved = Article.objects.filter(pk=article.pk, state=from_state).update(
+            state=State.ENRICHED, state_changed_at=timezone.now()
+        )
+        if not moved:
+            return None
+        insight, _ = Insight.objects.update_or_create(
+            article=article,
+            defaults={
+                **draft.as_fields(),
+                "related_ids": related_ids(article),
+                "grounded_claims": counts.kept,
+                "unsupported_claims": counts.unsupported,
+                "generated_at": timezone.now(),
+                **extra,
+            },
+        )
+        article.audiences.set(AudienceTag.objects.filter(slug__in=list(draft.audiences)))
+        if draft.category and (article.category is None or article.category.slug != draft.category):
+            category = Category.objects.filter(slug=draft.category).first()
+            if category:
+                Article.objects.filter(pk=article.pk).update(category=category)
+    return insight
+
+
+def enrich_article(article_id: int, *, force: bool = False, backend: str | None = None,
+                   now: datetime | None = None) -> str:
     """Write (or, with force, rewrite) the card of one extracted article."""
     now = now or timezone.now()
     article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
     if article is None:
         return "skipped: no such article"
-    from_state = (
-        article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
-    )
+    from_state = article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
     if not article.claim(from_state=from_state, to_state=State.ENRICHING, now=now):
         return "skipped: not waiting for enrichment"
-    enricher = get_enricher(backend)
     source = source_text(article)
+    name = backend or settings.ENRICHMENT_BACKEND
     try:
-        draft = grounded(enricher.enrich(source), source)
+        if name == "claude":
+            return enrich_with_claude(article, source, now=now)
+        enricher = get_enricher(name)
+        draft = enricher.enrich(source)
     except (EnrichmentError, ValueError, KeyError, TypeError) as exc:
+        # A bug or a bad configuration must not lose the article: it stays readable.
         logger.exception("enriching article %s failed", article.pk)
         Article.objects.filter(pk=article.pk, state=State.ENRICHING).update(
             state=State.ENRICHED, state_changed_at=timezone.now()
         )
-        Insight.objects.filter(article=article).update(error=f"{enricher.name}: {exc}")
+        Insight.objects.filter(article=article).update(error=f"{name}: {exc}")
         return f"failed: {exc}"
-    article_related = related_ids(article)
-    with transaction.atomic():
-        Insight.objects.update_or_create(
-            article=article,
-            defaults={
-                **draft.as_fields(),
-                "related_ids": article_related,
-                "error": "",
-                "generated_at": timezone.now(),
-            },
-        )
-        audiences = AudienceTag.objects.filter(slug__in=list(draft.audiences))
-        article.audiences.set(audiences)
-        changes = {"state": State.ENRICHED, "state_changed_at": timezone.now()}
-        if draft.category and (article.category is None or article.category.slug != draft.category):
-            category = Category.objects.filter(slug=draft.category).first()
-            if category:
-                changes["category"] = category
-        Article.objects.filter(pk=article.pk, state=State.ENRICHING).update(**changes)
-    return (
-        f"enriched by {enricher.name}: {len(draft.takeaways)} takeaways, "
-        f"{len(draft.timeline)} timeline entries"
+    insight = store(article, source, draft, claude_status="", error="")
+    return _summary(insight)
+
+
+def _summary(insight: Insight | None) -> str:
+    if insight is None:
+        return "skipped: another worker finished it first"
+    return (f"enriched by {insight.backend}: {len(insight.takeaways)} takeaways, "
+            f"{len(insight.timeline)} timeline entries")
+
+
+def spent_today(now: datetime | None = None) -> float:
+    start = (now or timezone.now()).replace(hour=0, minute=0, second=0, microsecond=0)
+    total = ApiCall.objects.filter(created_at__gte=start).aggregate(total=Sum("cost_usd"))["total"]
+    return float(total or 0)
+
+
+def waiting_for_claude() -> int:
+    return (Insight.objects.filter(claude_status=Claude.QUEUED).count()
+            + Article.objects.filter(state=State.EXTRACTED).count())
+
+
+def record_call(article: Article | None, usage, *, outcome: str, error: str = "", batch_id: str = "") -> ApiCall:
+    return ApiCall.objects.create(
+        article=article, backend="claude", model_name=settings.CLAUDE_MODEL, batch_id=batch_id, outcome=outcome,
+        error=error[:2000], input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+        cost_usd=usage.cost(batch=bool(batch_id)),
     )
 
 
+def usage_fields(usage, *, batch: bool = False) -> dict:
+    return {
+        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+        "cost_usd": usage.cost(batch=batch),
+    }
+
+
+def extractive_fallback(article: Article, source: SourceText, *, from_state: str = State.ENRICHING,
+                        **extra) -> Insight | None:
+    draft = get_enricher("extractive").enrich(source)
+    return store(article, source, draft, from_state=from_state, **extra)
+
+
+def enrich_with_claude(article: Article, source: SourceText, *, now: datetime, allow_batch: bool = True) -> str:
+    from enrichment.backends.claude import ClaudeEnricher, ClaudeError
+
+    previous = Insight.objects.filter(article=article).first()
+    attempts = (previous.attempts if previous else 0) + 1
+
+    twin = None
+    if article.text_hash:
+        twin = (Insight.objects.filter(article__text_hash=article.text_hash, claude_status=Claude.DONE)
+                .exclude(article=article).first())
+    if twin is not None:
+        draft = CardDraft(
+            backend=twin.backend, model_name=twin.model_name, language=twin.language, title=twin.title,
+            hook=twin.hook, what_changed=twin.what_changed, why_it_matters=twin.why_it_matters,
+            what_next=twin.what_next, category=article.category.slug if article.category else "",
+            audiences=dict(twin.audience_reasons),
+            takeaways=[Takeaway(**t) for t in twin.takeaways],
+            implications=[Implication(**i) for i in twin.implications],
+            timeline=[TimelineEntry(**t) for t in twin.timeline],
+        )
+        insight = store(article, source, draft, claude_status=Claude.SHARED, error="", cost_usd=0)
+        return f"copied the card of syndicated twin #{twin.article_id}: no call" if insight else _summary(None)
+
+    if spent_today(now) >= settings.CLAUDE_DAILY_BUDGET:
+        insight = extractive_fallback(article, source, claude_status=Claude.CAPPED,
+                                      error=f"daily Claude budget of ${settings.CLAUDE_DAILY_BUDGET:g} reached; "
+                                            "extractive card kept")
+        return "daily budget reached: extractive card" if insight else _summary(None)
+
+    if allow_batch and waiting_for_claude() > settings.CLAUDE_BATCH_THRESHOLD:
+        insight = extractive_fallback(article, source, claude_status=Claude.QUEUED, error="")
+        return "queued for the next batch: extractive card meanwhile" if insight else _summary(None)
+
+    enricher = ClaudeEnricher()
+    try:
+        draft = enricher.enrich(source)
+    except ClaudeError as exc:
+        record_call(article, exc.usage, outcome=exc.outcome, error=str(exc))
+        retry = exc.transient and attempts < MAX_CLAUDE_ATTEMPTS
+        insight = extractive_fallback(
+            article, source, claude_status=Claude.RETRY if retry else Claude.FAILED, attempts=attempts,
+            retry_at=now + timedelta(minutes=10 * 2**attempts) if retry else None,
+            error=f"Claude: {exc}", **usage_fields(exc.usage),
+        )
+        return f"Claude failed ({exc.outcome}): {exc}; extractive card kept" if insight else _summary(None)
+    record_call(article, enricher.last_usage, outcome="ok")
+    insight = store(article, source, draft, claude_status=Claude.DONE, attempts=attempts, retry_at=None,
+                    error="", batch_id="", **usage_fields(enricher.last_usage))
+    return _summary(insight)
+
+
 def recover_stuck_enrichment(*, now: datetime | None = None) -> list[int]:
-    """Articles left enriching by a dead worker, or extracted but never enriched."""
+    """Articles left enriching by a dead worker, extracted but never enriched, or due
+    for another try at Claude."""
     now = now or timezone.now()
     cutoff = now - timedelta(minutes=settings.STUCK_AFTER_MINUTES)
     Article.objects.filter(state=State.ENRICHING, state_changed_at__lt=cutoff).update(
         state=State.EXTRACTED, state_changed_at=cutoff
     )
     waiting = list(
-        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
+        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list("pk", flat=True)[:500]
     )
     Article.objects.filter(pk__in=waiting, state=State.EXTRACTED).update(state_changed_at=now)
+    if settings.ENRICHMENT_BACKEND == "claude":
+        due = list(Insight.objects.filter(claude_status=Claude.RETRY, retry_at__lte=now)
+                   .values_list("article_id", flat=True)[:100])
+        Article.objects.filter(pk__in=due, state=State.ENRICHED).update(state=State.EXTRACTED, state_changed_at=now)
+        Insight.objects.filter(article_id__in=due).update(retry_at=None)
+        waiting += due
     return waiting

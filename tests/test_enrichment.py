@@ -98,8 +98,9 @@ def test_an_empty_article_gets_an_empty_card_not_an_error():
 def test_grounding_drops_claims_whose_passage_is_not_in_the_text():
     draft = ExtractiveEnricher().enrich(source_text())
     draft.takeaways[0].passage = "A law that does not exist was passed in 2025."
-    kept = grounded(draft, source_text())
+    kept, counts = grounded(draft, source_text())
     assert all("does not exist" not in t.passage for t in kept.takeaways)
+    assert counts.unsupported == 1 and counts.kept >= 3
 
 
 def test_grounding_tolerates_whitespace_quotes_and_case():
@@ -175,7 +176,7 @@ def test_the_timeline_links_earlier_articles_of_the_same_story():
     insight = Insight.objects.get(article=second)
     linked = [e for e in insight.timeline if e["article_id"]]
     assert linked == [
-        {"date": "2026-11-18", "text": "Aurora-3 is out", "passage": "", "article_id": first.pk}
+        {"date": "2026-11-18", "text": "Aurora-3 is out", "passage": "", "article_id": first.pk, "supported": True}
     ]
     assert insight.related_ids[0] == first.pk
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from aggregator.ingest.clean import html_to_text, one_line
 from aggregator.ingest.extract import Extraction, ExtractionError, extract_html
 from aggregator.ingest.http import FetchError, fetch
-from aggregator.models import Article, excerpt_of
+from aggregator.models import Article, excerpt_of, text_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def extract_article(article_id: int, *, now: datetime | None = None) -> str:
         if article.published_at is None and page.published_at and page.published_at <= now:
             fields["published_at"] = page.published_at
         outcome = f"extracted {len(page.text):,} characters"
+    fields["text_hash"] = text_fingerprint(fields["text"])
     updated = Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(**fields)
     return outcome if updated else "skipped: another worker finished it first"
 

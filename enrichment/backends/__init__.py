@@ -9,6 +9,7 @@ from enrichment.backends.base import CardDraft, Enricher, EnrichmentError, Sourc
 
 BACKENDS = {
     "extractive": "enrichment.backends.extractive.ExtractiveEnricher",
+    "claude": "enrichment.backends.claude.ClaudeEnricher",
 }
 
 __all__ = ["CardDraft", "EnrichmentError", "Enricher", "SourceText", "get_enricher"]

@@ -30,6 +30,7 @@ class SourceText:
 class Takeaway:
     text: str
     passage: str
+    supported: bool = True  # False: the passage was not found (shown marked, never as fact)
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Implication:
     prediction: str
     reasoning: str
     passage: str
+    supported: bool = True
 
 
 @dataclass
@@ -45,6 +47,7 @@ class TimelineEntry:
     text: str
     passage: str = ""
     article_id: int | None = None
+    supported: bool = True
 
 
 @dataclass
