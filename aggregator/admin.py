@@ -163,7 +163,13 @@ class ArticleAdmin(admin.ModelAdmin):
         "extracted_at",
         "extraction_error",
     ]
-    actions = ["feature", "unfeature", "hide", "unhide"]
+    actions = ["feature", "unfeature", "hide", "unhide", "reenrich_selected"]
+
+    @admin.action(description="Re-enrich (rewrite the card)")
+    def reenrich_selected(self, request, queryset):
+        from enrichment.admin import reenrich
+
+        reenrich(self, request, list(queryset.values_list("pk", flat=True)))
 
     @admin.action(description="Feature on the front page")
     def feature(self, request, queryset):

@@ -61,8 +61,14 @@ def extract_article_task(article_id: int) -> str:
     return outcome
 
 
-def enrich_article_task(article_id: int) -> str:
-    return enrich_article(article_id)
+def enrich_article_task(article_id: int, force: bool = False) -> str:
+    return enrich_article(article_id, force=force)
+
+
+def run_batches_task() -> str:
+    from enrichment.batches import run_batches
+
+    return run_batches()
 
 
 def recover_stuck_task() -> str:

@@ -1,15 +1,60 @@
-from django.contrib import admin
+from __future__ import annotations
 
-from enrichment.models import Insight, WeeklyRecap
+from django.contrib import admin, messages
+from django.db.models import Sum
+
+from aggregator.tasks import enqueue
+from enrichment.models import ApiCall, Insight, WeeklyRecap
+
+
+def reenrich(modeladmin, request, article_ids: list[int]) -> None:
+    for article_id in article_ids:
+        enqueue("aggregator.tasks.enrich_article_task", article_id, True, group="enrich")
+    modeladmin.message_user(request, f"{len(article_ids)} articles will be re-enriched by the workers.",
+                            messages.SUCCESS)
 
 
 @admin.register(Insight)
 class InsightAdmin(admin.ModelAdmin):
-    list_display = ["article", "backend", "model_name", "updated_at"]
-    list_filter = ["backend", "model_name"]
-    search_fields = ["article__title", "hook"]
+    list_display = ["article", "backend", "model_name", "claude_status", "input_tokens", "output_tokens",
+                    "cache_read_tokens", "cost_usd", "grounded_claims", "unsupported_claims", "short_error",
+                    "generated_at"]
+    list_filter = ["backend", "claude_status", "model_name", "language"]
+    search_fields = ["article__title", "hook", "error", "batch_id"]
     raw_id_fields = ["article"]
     list_select_related = ["article"]
+    readonly_fields = ["backend", "model_name", "claude_status", "attempts", "retry_at", "batch_id",
+                       "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd",
+                       "grounded_claims", "unsupported_claims", "error", "generated_at", "updated_at"]
+    actions = ["reenrich_selected"]
+
+    @admin.display(description="error")
+    def short_error(self, obj: Insight) -> str:
+        return obj.error[:80]
+
+    @admin.action(description="Re-enrich the selected articles")
+    def reenrich_selected(self, request, queryset):
+        reenrich(self, request, list(queryset.values_list("article_id", flat=True)))
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "article", "model_name", "outcome", "input_tokens", "output_tokens",
+                    "cache_read_tokens", "cache_write_tokens", "cost_usd", "batch_id"]
+    list_filter = ["outcome", "model_name", "backend"]
+    search_fields = ["error", "batch_id", "article__title"]
+    date_hierarchy = "created_at"
+    list_select_related = ["article"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        total = ApiCall.objects.aggregate(total=Sum("cost_usd"))["total"] or 0
+        return super().changelist_view(request, {**(extra_context or {}), "title": f"API calls (total ${total:.4f})"})
 
 
 @admin.register(WeeklyRecap)

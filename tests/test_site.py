@@ -32,7 +32,7 @@ def test_every_demo_article_page_shows_the_parts_its_text_supports(client, demo)
         html = client.get(article.get_absolute_url()).content.decode()
         assert "30-Second TL;DR" in html and "What changed" in html
         assert "💡" in html and escape(insight.hook) in html
-        assert "Written by an automatic summary" in html
+        assert "Automatic summary: sentences chosen from the article" in html
         assert len(insight.takeaways) >= 3, article.title
         assert html.count('class="passage"') >= len(insight.takeaways)
         assert "Original source:" in html and f'href="{article.url}"' in html

@@ -57,7 +57,11 @@ def test_schedules_are_declared_idempotently():
     call_command("setup_schedules", stdout=io.StringIO())
     call_command("setup_schedules", stdout=io.StringIO())
     funcs = sorted(Schedule.objects.values_list("func", flat=True))
-    assert funcs == ["aggregator.tasks.dispatch_polls", "aggregator.tasks.recover_stuck_task"]
+    assert funcs == [
+        "aggregator.tasks.dispatch_polls",
+        "aggregator.tasks.recover_stuck_task",
+        "aggregator.tasks.run_batches_task",
+    ]
 
 
 def test_worker_settings_are_safe(settings):

@@ -7,6 +7,7 @@ SCHEDULES = [
     # (name, func, minutes)
     ("dispatch polls", "aggregator.tasks.dispatch_polls", 1),
     ("recover stuck articles", "aggregator.tasks.recover_stuck_task", 5),
+    ("claude batches", "aggregator.tasks.run_batches_task", 2),
 ]
 
 
