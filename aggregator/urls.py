@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import path
 
-from aggregator import views
+from aggregator import feeds, views
 from aggregator.sitemaps import SITEMAPS
 
 admin.site.site_header = "Newsdesk editors"
@@ -16,6 +16,15 @@ urlpatterns = [
     path("source/<slug:slug>/", views.source, name="source"),
     path("search/", views.search, name="search"),
     path("week/<int:year>/<int:week>/", views.week, name="week"),
+    path("recap/", views.recaps, name="recaps"),
+    path("feeds/rss/", feeds.ArticleFeed(), name="feed-rss"),
+    path("feeds/atom/", feeds.AtomArticleFeed(), name="feed-atom"),
+    path("feeds/json/", feeds.json_feed, name="feed-json"),
+    path("feeds/<str:kind>/<slug:slug>/rss/", feeds.ArticleFeed(), name="feed-rss-of"),
+    path("feeds/<str:kind>/<slug:slug>/atom/", feeds.AtomArticleFeed(), name="feed-atom-of"),
+    path("feeds/<str:kind>/<slug:slug>/json/", feeds.json_feed, name="feed-json-of"),
+    path("feeds/recap/rss/", feeds.RecapFeed(), name="feed-recap-rss"),
+    path("feeds/recap/atom/", feeds.AtomRecapFeed(), name="feed-recap-atom"),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
     path("admin/", admin.site.urls),

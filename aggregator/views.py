@@ -42,21 +42,23 @@ def front(request: HttpRequest) -> HttpResponse:
 def category(request: HttpRequest, slug: str) -> HttpResponse:
     cat = get_object_or_404(Category, slug=slug)
     articles = Article.objects.visible().for_cards().filter(category=cat)
-    return _listing(request, articles, heading=f"{cat.icon} {cat.name}".strip(), intro=cat.description)
+    return _listing(request, articles, heading=f"{cat.icon} {cat.name}".strip(), intro=cat.description,
+                    feed_kind="category", feed_slug=cat.slug)
 
 
 @require_GET
 def audience(request: HttpRequest, slug: str) -> HttpResponse:
     tag = get_object_or_404(AudienceTag, slug=slug)
     articles = Article.objects.visible().for_cards().filter(audiences=tag)
-    return _listing(request, articles, heading=f"For {tag.name}", intro=tag.description)
+    return _listing(request, articles, heading=f"For {tag.name}", intro=tag.description,
+                    feed_kind="audience", feed_slug=tag.slug)
 
 
 @require_GET
 def source(request: HttpRequest, slug: str) -> HttpResponse:
     src = get_object_or_404(Source, slug=slug)
     articles = Article.objects.visible().for_cards().filter(source=src)
-    return _listing(request, articles, heading=src.name, source=src)
+    return _listing(request, articles, heading=src.name, source=src, feed_kind="source", feed_slug=src.slug)
 
 
 @require_GET
@@ -139,6 +141,12 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
             "jsonld": seo.news_article(item, canonical=canonical, description=description),
         },
     )
+
+
+@require_GET
+def recaps(request: HttpRequest) -> HttpResponse:
+    published = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED).order_by("-iso_year", "-iso_week")
+    return render(request, "aggregator/recaps.html", {"recaps": published[:104]})
 
 
 @require_GET

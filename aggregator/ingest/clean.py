@@ -21,11 +21,12 @@ ALLOWED_ATTRIBUTES = {
     "time": {"datetime"},
 }
 URL_SCHEMES = {"http", "https", "mailto"}
-# C0/C1 controls (but tab, newline, carriage return), invisible format characters used
+# C0/C1 controls (but tab, newline, carriage return), surrogates and non-characters
+# (invalid in XML), invisible format characters used
 # to hide text, and Unicode tag characters; none has a place in a headline or a card.
 _INVISIBLE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff"
-    "\U000e0000-\U000e007f]"
+    "\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff\U000e0000-\U000e007f]"
 )
 _SPACE = re.compile(r"\s+")
 
