@@ -133,11 +133,15 @@ class Source(models.Model):
 
 
 class Story(models.Model):
+    """One event, however many publishers reported it."""
+
     headline = models.CharField(max_length=500)
     first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
-    lead_article = models.ForeignKey(
-        "Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lead_article = models.ForeignKey("Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    article_count = models.PositiveIntegerField(default=0)
+    publisher_count = models.PositiveIntegerField(default=0)
+    is_featured = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-first_seen_at"]
@@ -145,6 +149,29 @@ class Story(models.Model):
 
     def __str__(self) -> str:
         return self.headline
+
+    def get_absolute_url(self) -> str:
+        return reverse("story", args=[self.pk])
+
+
+class StoryKey(models.Model):
+    """The index clustering searches: the distinctive keys (names, dates, words) of each
+    article, with its time, so candidates come from a window, not a scan."""
+
+    article = models.ForeignKey("Article", on_delete=models.CASCADE, related_name="story_keys")
+    key = models.CharField(max_length=80)
+    sort_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["article", "key"], name="storykey_unique")]
+        indexes = [models.Index(fields=["key", "sort_at"])]
+
+
+class KeyStat(models.Model):
+    """How many articles carry each key (for its weight); the key "" counts articles."""
+
+    key = models.CharField(max_length=80, unique=True)
+    articles = models.PositiveIntegerField(default=0)
 
 
 @dataclass

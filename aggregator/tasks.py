@@ -13,6 +13,7 @@ from aggregator.ingest.pages import extract_article, recover_stuck
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Source
 from enrichment.service import enrich_article, recover_stuck_enrichment
+from enrichment.stories import assign_story
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ def enqueue_extractions(article_ids: list[int]) -> None:
 def extract_article_task(article_id: int) -> str:
     outcome = extract_article(article_id)
     if not outcome.startswith("skipped"):
+        story = assign_story(article_id)
         enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
+        outcome += f"; story #{story.pk if story else '-'}"
     return outcome
 
 

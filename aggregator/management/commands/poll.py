@@ -8,6 +8,7 @@ from aggregator.ingest.pages import extract_article
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Source
 from enrichment.service import enrich_article
+from enrichment.stories import assign_story
 
 
 class Command(BaseCommand):
@@ -48,6 +49,7 @@ class Command(BaseCommand):
                 for i, article_id in enumerate(result.new_article_ids, 1):
                     outcome = extract_article(article_id)
                     if not outcome.startswith("skipped"):
+                        assign_story(article_id)
                         outcome += "; " + enrich_article(article_id)
                     self.stdout.write(f"    [{i}/{len(result.new_article_ids)}] {outcome}")
             else:

@@ -1,0 +1,104 @@
+"""Story clustering, measured on a labelled set: the demo corpus (each article's
+"story" key) plus tests/data/clustering_extra.json (syndicated copies, rewrites in three
+languages, follow-ups, and traps that share words but not events)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aggregator.demo.server import load_publications
+from aggregator.models import Article, Source
+from enrichment.stories import assign_story, recluster
+
+pytestmark = pytest.mark.django_db
+DATA = Path(__file__).parent / "data" / "clustering_extra.json"
+ANCHOR = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def labelled_set() -> list[dict]:
+    items = []
+    for pub in load_publications():
+        for a in pub.articles:
+            items.append({"id": f"{pub.slug}/{a['slug']}", "source": pub.slug, "title": a["title"],
+                          "text": "\n\n".join([a["summary"], *a["paragraphs"]]), "story": a.get("story"),
+                          "published": ANCHOR - timedelta(minutes=a["age_minutes"])})
+    if DATA.exists():
+        for a in json.loads(DATA.read_text(encoding="utf-8")):
+            items.append({**a, "published": datetime.fromisoformat(a["published"])})
+    return items
+
+
+def pairwise(labels: dict[str, str], predicted: dict[str, int]) -> tuple[float, float]:
+    true_pairs = {p for p in itertools.combinations(sorted(labels), 2) if labels[p[0]] == labels[p[1]]}
+    pred_pairs = {p for p in itertools.combinations(sorted(labels), 2) if predicted[p[0]] == predicted[p[1]]}
+    precision = len(true_pairs & pred_pairs) / len(pred_pairs) if pred_pairs else 1.0
+    recall = len(true_pairs & pred_pairs) / len(true_pairs) if true_pairs else 1.0
+    return precision, recall
+
+
+def load(items: list[dict]) -> dict[str, Article]:
+    sources: dict[str, Source] = {}
+    made = {}
+    for n, item in enumerate(sorted(items, key=lambda i: i["published"])):
+        name = item["source"]
+        if name not in sources:
+            sources[name] = Source.objects.create(name=name, slug=f"s{len(sources)}", feed_url=f"http://127.0.0.1:9/{len(sources)}")
+        made[item["id"]] = Article.objects.create(
+            source=sources[name], guid=item["id"], url=f"http://127.0.0.1:9/a/{n}", title=item["title"],
+            text=item["text"], published_at=item["published"], sort_at=item["published"],
+            collected_at=item["published"] + timedelta(minutes=20), state=Article.State.EXTRACTED)
+    return made
+
+
+def test_clustering_precision_and_recall_on_the_labelled_set(capsys):
+    items = labelled_set()
+    assert len(items) >= 20
+    made = load(items)
+    for article in sorted(made.values(), key=lambda a: a.sort_at):
+        assign_story(article.pk)
+    stories = dict(Article.objects.values_list("guid", "story_id"))
+    labels = {i["id"]: i["story"] or f"single:{i['id']}" for i in items}
+    precision, recall = pairwise(labels, {k: stories[k] for k in labels})
+    with capsys.disabled():
+        print(f"\nclustering on {len(items)} labelled articles: pairwise precision {precision:.3f}, recall {recall:.3f}")
+    wrong = [(a, b) for a, b in itertools.combinations(sorted(labels), 2)
+             if (labels[a] == labels[b]) != (stories[a] == stories[b])]
+    assert precision >= 0.9 and recall >= 0.9, wrong[:10]
+
+
+def test_a_story_knows_its_publishers_and_who_was_first():
+    items = [i for i in labelled_set() if i["story"] == "aurora-3"]
+    made = load(items)
+    for article in sorted(made.values(), key=lambda a: a.sort_at):
+        assign_story(article.pk)
+    story = Article.objects.first().story
+    assert Article.objects.filter(story=story).count() == len(items)
+    story.refresh_from_db()
+    first = min(made.values(), key=lambda a: a.published_at)
+    assert story.lead_article_id == first.pk and story.publisher_count == len({i["source"] for i in items})
+
+
+def test_clustering_is_idempotent_and_reclustering_gives_the_same_stories():
+    made = load(labelled_set()[:20])
+    for article in made.values():
+        assign_story(article.pk)
+    before = dict(Article.objects.values_list("guid", "story_id"))
+    for article in made.values():
+        assign_story(article.pk)
+    assert dict(Article.objects.values_list("guid", "story_id")) == before
+    recluster()
+    after = dict(Article.objects.values_list("guid", "story_id"))
+    groups = lambda m: sorted(sorted(k for k in m if m[k] == s) for s in set(m.values()))  # noqa: E731
+    assert groups(after) == groups(before)
+
+
+def test_an_article_without_a_date_or_text_gets_a_story_of_its_own():
+    source = Source.objects.create(name="S", slug="s", feed_url="http://127.0.0.1:9/f")
+    article = Article.objects.create(source=source, guid="x", url="http://127.0.0.1:9/x", title="", text="")
+    story = assign_story(article.pk)
+    assert story is not None and story.article_count == 1
