@@ -217,7 +217,7 @@ class ArticleQuerySet(models.QuerySet):
     def for_cards(self) -> ArticleQuerySet:
         """What a list of cards needs, in a bounded number of queries."""
         return (
-            self.select_related("source", "category", "insight")
+            self.select_related("source", "category", "insight", "story")
             .prefetch_related("audiences")
             .defer("text", "content_html", "summary_html")
             .order_by("-is_featured", "-sort_at", "-pk")

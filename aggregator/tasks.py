@@ -81,3 +81,11 @@ def recover_stuck_task() -> str:
     for article_id in waiting:
         enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
     return f"re-enqueued {len(ids)} extractions and {len(waiting)} enrichments"
+
+
+def build_recap_task() -> str:
+    """Monday morning: the draft of the week that just ended, for editors to publish."""
+    from enrichment.recap import build_recap, last_week
+
+    recap = build_recap(*last_week())
+    return f"{recap.title}: {recap.status}"

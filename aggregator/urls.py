@@ -11,6 +11,7 @@ admin.site.site_title = "Newsdesk admin"
 urlpatterns = [
     path("", views.front, name="front"),
     path("a/<int:pk>/", views.article, name="article"),
+    path("story/<int:pk>/", views.story, name="story"),
     path("category/<slug:slug>/", views.category, name="category"),
     path("for/<slug:slug>/", views.audience, name="audience"),
     path("source/<slug:slug>/", views.source, name="source"),

@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -12,9 +12,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from aggregator import seo
-from aggregator.models import Article, AudienceTag, Category, Source
+from aggregator.models import Article, AudienceTag, Category, Source, Story
 from aggregator.search import search_articles
 from enrichment.models import WeeklyRecap
+from enrichment.timeline import story_timeline
 
 PAGE_SIZE = 20
 
@@ -83,14 +84,14 @@ def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
     articles = (
         Article.objects.visible().for_cards().filter(sort_at__gte=start, sort_at__lt=start + dt.timedelta(7))
     )
-    recap = WeeklyRecap.objects.filter(
-        iso_year=year, iso_week=week, status=WeeklyRecap.Status.PUBLISHED
-    ).first()
+    recap = WeeklyRecap.objects.filter(iso_year=year, iso_week=week).first()
+    if recap and recap.status != WeeklyRecap.Status.PUBLISHED and not request.user.is_staff:
+        recap = None  # drafts are for editors' eyes
     sunday = monday + dt.timedelta(6)
     return _listing(
         request,
         articles,
-        heading=f"Week {week}, {year}",
+        heading=recap.title if recap else f"Week {week}, {year}",
         intro=f"{monday:%-d %B} – {sunday:%-d %B %Y}",
         recap=recap,
         prev_week=(monday - dt.timedelta(7)).isocalendar()[:2],
@@ -141,6 +142,21 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
             "jsonld": seo.news_article(item, canonical=canonical, description=description),
         },
     )
+
+
+@require_GET
+def story(request: HttpRequest, pk: int) -> HttpResponse:
+    item = get_object_or_404(Story.objects.select_related("lead_article__source"), pk=pk)
+    articles = list(
+        Article.objects.visible().filter(story=item).select_related("source", "category", "insight")
+        .order_by(F("published_at").asc(nulls_last=True), "collected_at")
+    )
+    if not articles:
+        raise Http404("This story has no visible articles")
+    return render(request, "aggregator/story.html", {
+        "story": item, "articles": articles, "first": articles[0], "timeline": story_timeline(item),
+        "publishers": sorted({a.source.name for a in articles}),
+    })
 
 
 @require_GET

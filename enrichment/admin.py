@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import Sum
+from django.utils import timezone
+from django.utils.html import format_html
 
 from aggregator.tasks import enqueue
 from enrichment.models import ApiCall, Insight, WeeklyRecap
+from enrichment.recap import build_recap
 
 
 def reenrich(modeladmin, request, article_ids: list[int]) -> None:
@@ -59,6 +62,43 @@ class ApiCallAdmin(admin.ModelAdmin):
 
 @admin.register(WeeklyRecap)
 class WeeklyRecapAdmin(admin.ModelAdmin):
-    list_display = ["title", "iso_year", "iso_week", "status", "published_at"]
-    list_filter = ["status", "iso_year"]
+    list_display = ["title", "iso_year", "iso_week", "status", "backend", "published_at", "preview"]
+    list_filter = ["status", "iso_year", "backend"]
     search_fields = ["title", "intro", "body"]
+    readonly_fields = ["backend", "model_name", "generated_at", "published_at", "preview"]
+    fields = ["title", "iso_year", "iso_week", "status", "intro", "sections", "body", "preview", "backend",
+              "model_name", "generated_at", "published_at"]
+    actions = ["publish", "unpublish", "rebuild", "build_this_week"]
+
+    @admin.display(description="page")
+    def preview(self, obj: WeeklyRecap) -> str:
+        return format_html('<a href="{}" target="_blank">View ↗</a>', obj.get_absolute_url()) if obj.pk else "-"
+
+    def save_model(self, request, obj, form, change):
+        if obj.status == WeeklyRecap.Status.PUBLISHED and obj.published_at is None:
+            obj.published_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Publish")
+    def publish(self, request, queryset):
+        for recap in queryset.exclude(status=WeeklyRecap.Status.PUBLISHED):
+            recap.status, recap.published_at = WeeklyRecap.Status.PUBLISHED, timezone.now()
+            recap.save(update_fields=["status", "published_at", "updated_at"])
+            self.log_change(request, recap, "Published")
+        self.message_user(request, "Published.", messages.SUCCESS)
+
+    @admin.action(description="Unpublish (back to draft)")
+    def unpublish(self, request, queryset):
+        queryset.update(status=WeeklyRecap.Status.DRAFT)
+
+    @admin.action(description="Rebuild the draft from this week's stories")
+    def rebuild(self, request, queryset):
+        for recap in queryset.filter(status=WeeklyRecap.Status.DRAFT):
+            build_recap(recap.iso_year, recap.iso_week)
+        self.message_user(request, "Drafts rebuilt (published recaps are left as they are).")
+
+    @admin.action(description="Build a draft for the current week")
+    def build_this_week(self, request, queryset):
+        year, week, _ = timezone.localdate().isocalendar()
+        recap = build_recap(year, week)
+        self.message_user(request, f"{recap.title}: {recap.status}.", messages.SUCCESS)

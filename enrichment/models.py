@@ -111,7 +111,15 @@ class WeeklyRecap(models.Model):
     iso_week = models.PositiveSmallIntegerField()
     title = models.CharField(max_length=300)
     intro = models.TextField(blank=True)
-    body = models.TextField(blank=True)
+    body = models.TextField(blank=True, help_text="Editor's notes shown after the sections (optional).")
+    sections = models.JSONField(
+        default=list, blank=True,
+        help_text='[{"theme": "...", "items": [{"story_id": 1, "headline": "...", "summary": "...", '
+                  '"publishers": 3}]}], every item linking its story.',
+    )
+    backend = models.CharField(max_length=40, blank=True, help_text="Which enricher drafted it.")
+    model_name = models.CharField(max_length=100, blank=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -58,10 +58,13 @@ def test_schedules_are_declared_idempotently():
     call_command("setup_schedules", stdout=io.StringIO())
     funcs = sorted(Schedule.objects.values_list("func", flat=True))
     assert funcs == [
+        "aggregator.tasks.build_recap_task",
         "aggregator.tasks.dispatch_polls",
         "aggregator.tasks.recover_stuck_task",
         "aggregator.tasks.run_batches_task",
     ]
+    recap = Schedule.objects.get(func="aggregator.tasks.build_recap_task")
+    assert recap.schedule_type == Schedule.WEEKLY and recap.next_run.weekday() == 0
 
 
 def test_worker_settings_are_safe(settings):
