@@ -65,7 +65,7 @@ def test_a_part_with_nothing_in_it_is_left_out(client):
 )
 def test_listing_pages_make_the_same_number_of_queries_for_5_or_20_cards(client, demo, url):
     if url == "WEEK":
-        year, week, _ = timezone.localdate().isocalendar()
+        year, week, _ = timezone.localtime(Article.objects.latest("sort_at").sort_at).isocalendar()
         url = f"/week/{year}/{week}/"
     AudienceTag.objects.get(slug="developers").articles.add(*demo)
     full = queries_for(client, url)
@@ -102,7 +102,7 @@ def test_search_finds_words_in_titles_and_text(client, demo):
 
 
 def test_the_week_page_lists_that_weeks_articles_and_its_published_recap(client, demo):
-    year, week, _ = timezone.localdate().isocalendar()
+    year, week, _ = timezone.localtime(Article.objects.latest("sort_at").sort_at).isocalendar()
     html = client.get(f"/week/{year}/{week}/").content.decode()
     assert '<article class="card' in html
     WeeklyRecap.objects.create(
