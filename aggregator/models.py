@@ -132,6 +132,23 @@ class Source(models.Model):
         return slug
 
 
+class PollLog(models.Model):
+    """One poll of a source: its health history."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="poll_logs")
+    polled_at = models.DateTimeField(default=timezone.now, db_index=True)
+    outcome = models.CharField(max_length=20)  # new, unchanged, not-modified, failed
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    new_articles = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-polled_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.outcome} at {self.polled_at:%Y-%m-%d %H:%M}"
+
+
 class Story(models.Model):
     """One event, however many publishers reported it."""
 

@@ -49,6 +49,9 @@ class Insight(models.Model):
         CAPPED = "capped", "Skipped: daily spending cap"
         SHARED = "shared", "Copied from a syndicated twin"
 
+    reviewed_at = models.DateTimeField(null=True, blank=True, help_text="When an editor checked this card.")
+    reviewed_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
     claude_status = models.CharField(max_length=16, choices=Claude.choices, default="", blank=True, db_index=True)
     retry_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -76,6 +79,27 @@ class Insight(models.Model):
     @property
     def has_deep_insight(self) -> bool:
         return bool(self.takeaways or self.implications)
+
+
+class Correction(models.Model):
+    """An editor's change to a card already shown to readers; the card lists them."""
+
+    insight = models.ForeignKey(Insight, on_delete=models.CASCADE, related_name="corrections")
+    field = models.CharField(max_length=40)
+    before = models.TextField(blank=True)
+    after = models.TextField(blank=True)
+    editor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.field} corrected on {self.created_at:%Y-%m-%d}"
+
+    @property
+    def label(self) -> str:
+        return self.field.replace("_", " ")
 
 
 class ApiCall(models.Model):

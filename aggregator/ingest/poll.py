@@ -15,7 +15,7 @@ from django.utils import timezone
 from aggregator.ingest import schedule
 from aggregator.ingest.feeds import NotAFeed, parse_feed
 from aggregator.ingest.http import FetchError, fetch
-from aggregator.models import Article, Source
+from aggregator.models import Article, PollLog, Source
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def record_failure(source: Source, error: str, *, now: datetime, status: int | N
         next_poll_at=next_at,
     )
     source.consecutive_failures, source.last_error, source.next_poll_at = failures, error, next_at
+    PollLog.objects.create(source=source, polled_at=now, outcome="failed", status=status, error=error[:2000])
     logger.warning("poll of %s failed (%d in a row): %s; next try %s", source.feed_url, failures,
                    error, next_at.isoformat(timespec="minutes"))
     return PollResult(source.pk, "failed", error=error)
@@ -147,4 +148,7 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
     for key, value in updates.items():
         setattr(source, key, value)
     status = "new" if new_ids else "unchanged"
+    # Health history: polls that changed something (a 304 or an identical body write nothing).
+    PollLog.objects.create(source=source, polled_at=now, outcome=status, status=response.status,
+                           new_articles=len(new_ids), error=warning[:2000])
     return PollResult(source.pk, status, new_article_ids=new_ids, entries=len(entries))
