@@ -1,11 +1,43 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from aggregator.models import Article, AudienceTag, Category, Source, Story
+from aggregator.ingest.discover import NoFeedFound, discover_feed
+from aggregator.ingest.opml import OpmlError, export_opml, import_opml
+from aggregator.ingest.poll import poll_source
+from aggregator.models import Article, AudienceTag, Category, PollLog, Source, Story
+
+
+class SiteForm(forms.Form):
+    url = forms.URLField(label="Site or feed address", assume_scheme="https",
+                         help_text="A site's home page (its feed is found for you) or the feed's own URL.")
+    category = forms.ModelChoiceField(Category.objects.all(), required=False)
+
+
+class OpmlForm(forms.Form):
+    file = forms.FileField(label="OPML file", help_text="Up to 1 MB. Nothing is imported unless every feed is valid.")
+
+
+class PollLogInline(admin.TabularInline):
+    model = PollLog
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = ["polled_at", "outcome", "status", "new_articles", "error"]
+    readonly_fields = fields
+    ordering = ["-polled_at"]
+    verbose_name_plural = "health history (polls that changed something)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(polled_at__gte=timezone.now() - timezone.timedelta(days=30))
 
 
 @admin.register(Category)
@@ -90,7 +122,85 @@ class SourceAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    actions = ["poll_now", "pause", "resume"]
+    actions = ["fetch_now", "poll_now", "pause", "resume", "export_selected"]
+    inlines = [PollLogInline]
+
+    def get_urls(self):
+        own = [
+            path("add-from-site/", self.admin_site.admin_view(self.add_from_site), name="aggregator_source_add_from_site"),
+            path("import-opml/", self.admin_site.admin_view(self.import_opml_view), name="aggregator_source_import_opml"),
+            path("export-opml/", self.admin_site.admin_view(self.export_opml_view), name="aggregator_source_export_opml"),
+        ]
+        return own + super().get_urls()
+
+    def add_from_site(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = SiteForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                feed_url, title = discover_feed(form.cleaned_data["url"])
+            except NoFeedFound as exc:
+                form.add_error("url", str(exc))
+            else:
+                if Source.objects.filter(feed_url=feed_url).exists():
+                    form.add_error("url", f"{feed_url} is already a source.")
+                else:
+                    source = Source.objects.create(
+                        name=title[:200], slug=Source.unique_slug(title), feed_url=feed_url,
+                        category=form.cleaned_data["category"],
+                    )
+                    self.log_addition(request, source, f"Added from {form.cleaned_data['url']}")
+                    self.message_user(request, f"Found the feed {feed_url} and added “{title}”.", messages.SUCCESS)
+                    return redirect("admin:aggregator_source_change", source.pk)
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Add a source from a site",
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/aggregator/source/form_page.html", context)
+
+    def import_opml_view(self, request):
+        if not self.has_add_permission(request):
+            return redirect("admin:index")
+        form = OpmlForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                if upload.size > 1_000_000:
+                    raise OpmlError(f"the file is {upload.size:,} bytes; the limit is 1,000,000")
+                result = import_opml(upload.read())
+            except OpmlError as exc:
+                form.add_error("file", str(exc))
+            else:
+                for source in result.added:
+                    self.log_addition(request, source, "Imported from OPML")
+                self.message_user(request, f"Imported {len(result.added)} sources; skipped {len(result.skipped)} "
+                                           f"already present.", messages.SUCCESS)
+                return redirect("admin:aggregator_source_changelist")
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Import sources from OPML",
+                   "opts": self.model._meta, "multipart": True}
+        return TemplateResponse(request, "admin/aggregator/source/form_page.html", context)
+
+    def export_opml_view(self, request):
+        response = HttpResponse(export_opml(), content_type="text/x-opml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="sources.opml"'
+        return response
+
+    @admin.action(description="Export the selected sources as OPML")
+    def export_selected(self, request, queryset):
+        response = HttpResponse(export_opml(queryset.select_related("category")), content_type="text/x-opml")
+        response["Content-Disposition"] = 'attachment; filename="sources.opml"'
+        return response
+
+    @admin.action(description="Fetch now (poll in the foreground, up to 10)")
+    def fetch_now(self, request, queryset):
+        for source in queryset[:10]:
+            source.claim_poll(now=timezone.now(), lease_minutes=source.poll_interval or 30)
+            result = poll_source(source)
+            from aggregator.tasks import enqueue_extractions
+
+            enqueue_extractions(result.new_article_ids)
+            level = messages.ERROR if result.status == "failed" else messages.SUCCESS
+            self.message_user(request, f"{source.name}: {result}", level)
+            self.log_change(request, source, f"Fetched now: {result}")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("category").annotate(n_articles=Count("articles"))

@@ -117,8 +117,8 @@ def recap_link() -> tuple[str, str]:
 def article(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(
         Article.objects.visible()
-        .select_related("source", "category", "insight")
-        .prefetch_related("audiences"),
+        .select_related("source", "category", "insight", "story")
+        .prefetch_related("audiences", "insight__corrections"),
         pk=pk,
     )
     insight = getattr(item, "insight", None)

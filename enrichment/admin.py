@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.html import format_html
 
 from aggregator.tasks import enqueue
-from enrichment.models import ApiCall, Insight, WeeklyRecap
+from enrichment.models import ApiCall, Correction, Insight, WeeklyRecap
 from enrichment.recap import build_recap
 
 
@@ -17,19 +18,111 @@ def reenrich(modeladmin, request, article_ids: list[int]) -> None:
                             messages.SUCCESS)
 
 
+EDITABLE_TEXT = ["title", "hook", "what_changed", "why_it_matters", "what_next"]
+EDITABLE_LISTS = ["takeaways", "implications", "timeline"]
+
+
+class InsightForm(forms.ModelForm):
+    mark_reviewed = forms.BooleanField(required=False, help_text="Put “Reviewed by an editor” on the public card.")
+
+    class Meta:
+        model = Insight
+        fields = "__all__"
+
+
+class ReviewedFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "reviewed"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Waiting for review"), ("yes", "Reviewed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "no":
+            return queryset.filter(reviewed_at__isnull=True)
+        if self.value() == "yes":
+            return queryset.filter(reviewed_at__isnull=False)
+        return queryset
+
+
+class CorrectionInline(admin.TabularInline):
+    model = Correction
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "field", "before", "after", "editor"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def record_corrections(request, before: Insight, after: Insight) -> list[str]:
+    """Each changed part of a card readers have seen becomes a public correction."""
+    changed = []
+    for name in EDITABLE_TEXT + EDITABLE_LISTS:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            changed.append(name)
+            Correction.objects.create(insight=after, field=name, before=_as_text(old), after=_as_text(new),
+                                      editor=request.user)
+    return changed
+
+
+def _as_text(value) -> str:
+    if isinstance(value, list):
+        return "\n".join(str(v.get("text") or v.get("prediction") or v) if isinstance(v, dict) else str(v)
+                         for v in value)
+    return str(value)
+
+
 @admin.register(Insight)
 class InsightAdmin(admin.ModelAdmin):
+    form = InsightForm
+    inlines = [CorrectionInline]
     list_display = ["article", "backend", "model_name", "claude_status", "input_tokens", "output_tokens",
                     "cache_read_tokens", "cost_usd", "grounded_claims", "unsupported_claims", "short_error",
                     "generated_at"]
-    list_filter = ["backend", "claude_status", "model_name", "language"]
+    list_filter = [ReviewedFilter, "backend", "claude_status", "model_name", "language"]
     search_fields = ["article__title", "hook", "error", "batch_id"]
     raw_id_fields = ["article"]
     list_select_related = ["article"]
-    readonly_fields = ["backend", "model_name", "claude_status", "attempts", "retry_at", "batch_id",
-                       "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd",
-                       "grounded_claims", "unsupported_claims", "error", "generated_at", "updated_at"]
-    actions = ["reenrich_selected"]
+    readonly_fields = ["article", "backend", "model_name", "language", "claude_status", "attempts", "retry_at",
+                       "batch_id", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                       "cost_usd", "grounded_claims", "unsupported_claims", "error", "generated_at", "updated_at",
+                       "reviewed_at", "reviewed_by", "related_ids", "audience_reasons"]
+    fieldsets = [
+        (None, {"fields": ["article", "mark_reviewed", "reviewed_at", "reviewed_by"]}),
+        ("The card (edits to a published card are shown to readers as corrections)",
+         {"fields": EDITABLE_TEXT + EDITABLE_LISTS}),
+        ("How it was written", {"fields": ["backend", "model_name", "language", "claude_status", "attempts",
+                                           "retry_at", "batch_id", "error", "generated_at", "updated_at"]}),
+        ("Cost and grounding", {"fields": ["input_tokens", "output_tokens", "cache_read_tokens",
+                                           "cache_write_tokens", "cost_usd", "grounded_claims",
+                                           "unsupported_claims"]}),
+        ("Links", {"fields": ["related_ids", "audience_reasons"]}),
+    ]
+    actions = ["mark_reviewed", "reenrich_selected"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            before = Insight.objects.get(pk=obj.pk)
+            changed = record_corrections(request, before, obj)
+            if changed:
+                messages.info(request, f"Corrections recorded and shown on the card: {', '.join(changed)}.")
+        if form.cleaned_data.get("mark_reviewed"):
+            obj.reviewed_at, obj.reviewed_by = timezone.now(), request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Mark reviewed by an editor")
+    def mark_reviewed(self, request, queryset):
+        for insight in queryset:
+            insight.reviewed_at, insight.reviewed_by = timezone.now(), request.user
+            insight.save(update_fields=["reviewed_at", "reviewed_by", "updated_at"])
+            self.log_change(request, insight, "Marked reviewed")
+        self.message_user(request, f"Marked {queryset.count()} cards reviewed.", messages.SUCCESS)
 
     @admin.display(description="error")
     def short_error(self, obj: Insight) -> str:
