@@ -1,0 +1,170 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from aggregator.ingest.discover import NoFeedFound, discover_feed
+from aggregator.ingest.opml import OpmlError, export_opml, import_opml, parse_opml
+from aggregator.models import Source
+from enrichment.models import Correction, Insight
+from tests.feeds import LOREM, page, rss
+from tests.servers import LoopbackServer, Reply
+
+pytestmark = pytest.mark.django_db
+FEED = rss([{"guid": "1", "title": "One", "link": "http://127.0.0.1:9/1"}], title="The Test Times")
+
+
+def home(feed_href: str = "") -> bytes:
+    link = f'<link rel="alternate" type="application/rss+xml" title="RSS" href="{feed_href}">' if feed_href else ""
+    return f"<!doctype html><html><head><title>Home</title>{link}</head><body><p>Hi</p></body></html>".encode()
+
+
+@pytest.fixture
+def editor(client):
+    user = User.objects.create_user("ed", password="pw-for-tests", is_staff=True)
+    user.groups.add(Group.objects.get(name="Editors"))
+    client.force_login(user)
+    return client
+
+
+def test_discovery_follows_the_pages_alternate_link(server):
+    server.route("/news/rss.xml", Reply(200, FEED))
+    url = server.route("/", Reply(200, home("/news/rss.xml"), {"Content-Type": "text/html"}))
+    assert discover_feed(url) == (server.url("/news/rss.xml"), "The Test Times")
+
+
+def test_discovery_tries_the_usual_paths(server):
+    server.route("/feed.xml", Reply(200, FEED))
+    url = server.route("/", Reply(200, home(), {"Content-Type": "text/html"}))
+    assert discover_feed(url)[0] == server.url("/feed.xml")
+
+
+def test_discovery_accepts_the_feed_itself_and_says_when_there_is_none(server):
+    assert discover_feed(server.route("/f.xml", Reply(200, FEED)))[0] == server.url("/f.xml")
+    url = server.route("/", Reply(200, home(), {"Content-Type": "text/html"}))
+    with pytest.raises(NoFeedFound, match="no feed found"):
+        discover_feed(url)
+
+
+OPML = b"""<?xml version="1.0"?><opml version="2.0"><head><title>x</title></head><body>
+<outline text="AI"><outline text="Deep"><outline type="rss" text="Alpha" xmlUrl="http://127.0.0.1:9/a.xml"/></outline>
+<outline type="rss" text="Beta" xmlUrl="http://127.0.0.1:9/b.xml" htmlUrl="http://127.0.0.1:9/"/></outline>
+<outline type="rss" text="Beta again" xmlUrl="http://127.0.0.1:9/b.xml"/>
+</body></opml>"""
+
+
+def test_opml_import_flattens_folders_skips_duplicates_and_exports_again():
+    result = import_opml(OPML)
+    assert [s.name for s in result.added] == ["Alpha", "Beta"] and len(result.skipped) == 1
+    assert Source.objects.get(name="Beta").category.slug == "ai"
+    again = import_opml(OPML)
+    assert again.added == [] and len(again.skipped) == 3
+    exported = export_opml().encode()
+    assert {f.url for f in parse_opml(exported)} == {"http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/b.xml"}
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"<opml><body><outline", "not well-formed"),
+    (b"<html><body></body></html>", "not OPML"),
+    (b"<opml><body></body></opml>", "no feeds"),
+    (b"<opml><body>" + b'<outline xmlUrl="http://127.0.0.1:9/x"/>' * 60_000 + b"</body></opml>", "limit"),
+    (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><opml><body><outline text="&e;" '
+     b'xmlUrl="http://127.0.0.1:9/x"/></body></opml>', "external entity"),
+    (b'<opml><body><outline xmlUrl="http://127.0.0.1:9/x"/><outline xmlUrl="ftp://x"/></body></opml>', "not an http"),
+])
+def test_a_bad_opml_file_imports_nothing_and_says_why(data, message):
+    with pytest.raises(OpmlError, match=message):
+        import_opml(data)
+    assert not Source.objects.exists()
+
+
+def test_an_opml_file_with_a_private_address_imports_nothing():
+    data = OPML.replace(b"</body>", b'<outline text="Intranet" xmlUrl="http://10.0.0.7/feed"/></body>')
+    with pytest.raises(OpmlError, match="private"):
+        import_opml(data)
+    assert not Source.objects.exists()
+
+
+def test_the_opml_command(tmp_path):
+    path = tmp_path / "in.opml"
+    path.write_bytes(OPML)
+    out = io.StringIO()
+    call_command("opml", "import", str(path), stdout=out)
+    assert "Imported 2 sources" in out.getvalue()
+    (tmp_path / "bad.opml").write_bytes(b"<opml>")
+    with pytest.raises(CommandError, match="Fix the file"):
+        call_command("opml", "import", str(tmp_path / "bad.opml"))
+
+
+def test_editors_add_a_source_from_a_site_and_fetch_it(editor, server):
+    server.route("/feed.xml", Reply(200, FEED))
+    url = server.route("/", Reply(200, home("/feed.xml"), {"Content-Type": "text/html"}))
+    response = editor.post("/admin/aggregator/source/add-from-site/", {"url": url})
+    source = Source.objects.get()
+    assert response.status_code == 302 and source.name == "The Test Times"
+    response = editor.post("/admin/aggregator/source/", {"action": "fetch_now", "_selected_action": [source.pk]},
+                           follow=True)
+    assert "1 new of 1 entries" in response.content.decode()
+    with LoopbackServer() as bare:
+        nofeed = bare.route("/", Reply(200, home(), {"Content-Type": "text/html"}))
+        html = editor.post("/admin/aggregator/source/add-from-site/", {"url": nofeed}).content.decode()
+    assert "no feed found" in html
+
+
+def test_editors_upload_opml_and_see_a_clear_error(editor):
+    bad = SimpleUploadedFile("x.opml", b"<opml><body><outline")
+    html = editor.post("/admin/aggregator/source/import-opml/", {"file": bad}).content.decode()
+    assert "not well-formed" in html and not Source.objects.exists()
+    good = SimpleUploadedFile("x.opml", OPML)
+    assert editor.post("/admin/aggregator/source/import-opml/", {"file": good}).status_code == 302
+    assert Source.objects.count() == 2
+
+
+def test_review_and_correction_show_on_the_public_card(editor, client, demo):
+    insight = Insight.objects.select_related("article").first()
+    url = f"/admin/enrichment/insight/{insight.pk}/change/"
+    form = editor.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
+    data.update({"hook": "A corrected hook", "mark_reviewed": "on", "takeaways": form["takeaways"].value(),
+                 "implications": form["implications"].value(), "timeline": form["timeline"].value(),
+                 "corrections-TOTAL_FORMS": "0", "corrections-INITIAL_FORMS": "0"})
+    response = editor.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    correction = Correction.objects.get()
+    assert correction.field == "hook" and correction.after == "A corrected hook"
+    html = client.get(insight.article.get_absolute_url()).content.decode()
+    assert "Reviewed by an editor on" in html and "A corrected hook" in html
+    assert "hook changed" in html
+
+
+def test_the_editors_desk_shows_what_is_broken_or_waiting(editor, demo):
+    Source.objects.filter(slug="demo-rheinblick").update(consecutive_failures=2, last_error="HTTP 500 Internal")
+    html = editor.get("/admin/").content.decode()
+    assert "Editors&#x27; desk" in html or "Editors' desk" in html
+    assert "HTTP 500 Internal" in html and "Cards waiting for review" in html and "today" in html
+
+
+def test_editors_cannot_touch_users_or_the_task_queue(editor):
+    assert editor.get("/admin/auth/user/").status_code == 403
+    assert editor.get("/admin/auth/group/").status_code == 403
+    assert editor.get("/admin/django_q/schedule/").status_code == 403
+    assert editor.get("/admin/aggregator/source/").status_code == 200
+    assert editor.get("/admin/enrichment/weeklyrecap/").status_code == 200
+
+
+def test_admin_actions_are_in_the_admin_log(editor, demo):
+    from django.contrib.admin.models import LogEntry
+
+    insight = Insight.objects.first()
+    editor.post("/admin/enrichment/insight/", {"action": "mark_reviewed", "_selected_action": [insight.pk]})
+    assert LogEntry.objects.filter(object_id=str(insight.pk), change_message__contains="reviewed").exists()
+
+
+def test_admin_is_staff_only(client, db):
+    User.objects.create_user("reader", password="pw-for-tests")
+    client.login(username="reader", password="pw-for-tests")
+    assert client.get("/admin/").status_code == 302
