@@ -10,7 +10,7 @@ import shutil
 import pytest
 from django.core.management import call_command
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 if not CHROMIUM:
@@ -19,6 +19,7 @@ if not CHROMIUM:
     )
 playwright_api = pytest.importorskip("playwright.sync_api")
 axe_module = pytest.importorskip("axe_playwright_python.sync_playwright")
+expect = playwright_api.expect
 
 WIDTHS = {"phone": (360, 740), "desktop": (1280, 900)}
 
@@ -28,14 +29,14 @@ def site(live_server, demo_site):
     out = io.StringIO()
     call_command("load_demo", base_url=demo_site.base_url, stdout=out)
     call_command("poll", all=True, extract=True, stdout=out)
-    # Playwright's sync API runs an event loop in this thread; the ORM work is done.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield live_server.url
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return live_server.url
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
+    # make around it are plain synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
@@ -81,13 +82,13 @@ def test_a_reader_browses_the_front_page_and_opens_an_article(site, browser, dev
     first.click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == title
-    assert page.get_by_role("heading", name="30-Second TL;DR").is_visible()
-    assert page.get_by_text("Original source:").is_visible()
+    expect(page.get_by_role("heading", name="30-Second TL;DR")).to_be_visible()
+    expect(page.get_by_text("Original source:").first).to_be_visible()
     assert no_horizontal_scroll(page)
 
     takeaway = page.locator(".takeaways details").first
     takeaway.locator("summary").click()
-    assert takeaway.locator(".passage").is_visible()
+    expect(takeaway.locator(".passage")).to_be_visible()
     assert serious_violations(page) == []
     # Relative times are rewritten by the page's script from each <time datetime>.
     assert page.locator("time[data-relative]").first.inner_text().endswith("ago")
@@ -99,6 +100,71 @@ def test_pages_work_without_javascript(site, browser):
     page.goto(site + "/")
     page.locator("article.card h2 a").first.click()
     page.wait_for_load_state()
-    assert page.get_by_role("heading", name="30-Second TL;DR").is_visible()
+    expect(page.get_by_role("heading", name="30-Second TL;DR")).to_be_visible()
     page.goto(site + "/search/?q=Aurora")
     assert page.locator("article.card").count() >= 1
+
+
+def test_an_editor_curates_from_the_admin(live_server, browser, server):
+    """Log in as an editor, add a source by its home page, fetch it, review and correct a
+    card, publish a recap; readers then see the review mark, the correction and the recap."""
+    from django.contrib.auth.models import Group, User
+    from django.utils import timezone
+
+    from enrichment.models import WeeklyRecap
+    from tests.feeds import LOREM, page, rss
+    from tests.servers import Reply
+
+    for i in range(3):
+        server.route(f"/news/{i}.html", Reply(200, page(f"Harbour story {i}", LOREM), {"Content-Type": "text/html"}))
+    server.route("/news/feed.xml", Reply(200, rss(
+        [{"guid": f"h{i}", "title": f"Harbour story {i}", "link": server.url(f"/news/{i}.html")} for i in range(3)],
+        title="Harbour Gazette")))
+    home = b'<html><head><link rel="alternate" type="application/rss+xml" href="/news/feed.xml"></head><body>Hi</body></html>'
+    server.route("/", Reply(200, home, {"Content-Type": "text/html"}))
+    editor = User.objects.create_user("editor", password="a-long-test-password", is_staff=True)
+    editor.groups.add(Group.objects.get(name="Editors"))
+    year, week, _ = timezone.localdate().isocalendar()
+    recap = WeeklyRecap.objects.create(iso_year=year, iso_week=week, title="Our week", intro="What mattered.")
+    page_ = browser.new_page()
+    base = live_server.url
+    page_.goto(base + "/admin/login/")
+    page_.fill("#id_username", "editor")
+    page_.fill("#id_password", "a-long-test-password")
+    page_.click("input[type=submit]")
+    expect(page_.get_by_text("Editors' desk").first).to_be_visible()
+
+    page_.goto(base + "/admin/aggregator/source/add-from-site/")
+    page_.fill("#id_url", server.url("/"))
+    page_.click("input[type=submit]")
+    expect(page_.locator("body")).to_contain_text("Harbour Gazette")
+
+    page_.goto(base + "/admin/aggregator/source/")
+    page_.check("input.action-select")
+    page_.select_option("select[name=action]", "fetch_now")
+    page_.click("button[name=index]")
+    expect(page_.get_by_text("3 new of 3 entries").first).to_be_visible()
+
+    page_.goto(base + "/admin/enrichment/insight/?reviewed=no")
+    page_.locator("#result_list tbody tr th a").first.click()
+    page_.check("#id_mark_reviewed")
+    page_.fill("#id_hook", "An editor's better hook")
+    page_.click("input[name=_save]")
+    expect(page_.locator("body")).to_contain_text("Corrections recorded")
+
+    page_.goto(base + "/admin/enrichment/weeklyrecap/")
+    page_.check("input.action-select")
+    page_.select_option("select[name=action]", "publish")
+    page_.click("button[name=index]")
+
+    from enrichment.models import Insight
+
+    insight = Insight.objects.exclude(reviewed_at=None).select_related("article").get()
+    reader = browser.new_page()
+    reader.goto(live_server.url + insight.article.get_absolute_url())
+    expect(reader.get_by_text("Reviewed by an editor on").first).to_be_visible()
+    expect(reader.get_by_text("An editor's better hook").first).to_be_visible()
+    reader.get_by_text("Corrected 1 time").click()
+    expect(reader.get_by_text("hook changed").first).to_be_visible()
+    reader.goto(live_server.url + recap.get_absolute_url())
+    expect(reader.get_by_text("What mattered.").first).to_be_visible()
