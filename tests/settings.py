@@ -6,7 +6,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 
 from aggregator.settings import *  # noqa: E402,F403
-from aggregator.settings import Q_CLUSTER, STORAGES  # noqa: E402
+from aggregator.settings import LOGGING, Q_CLUSTER, STORAGES  # noqa: E402
 
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 FETCH_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1/128"]
@@ -15,3 +15,4 @@ FETCH_CONNECT_TIMEOUT = 2
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+LOGGING = {**LOGGING, "loggers": {**LOGGING["loggers"], "django-q": {"level": "WARNING"}}}
