@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from aggregator.ingest.clean import one_line, sanitize_html
+from aggregator.ingest.clean import one_line, sanitize_html, strip_invisible
 from aggregator.ingest.urls import canonicalize_url, is_http_url
 from aggregator.models import EntryData
 
@@ -85,7 +85,7 @@ def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
     if not (title or link or content_html):
         return None
     published = _as_datetime(entry.get("published_parsed")) or _as_datetime(entry.get("updated_parsed"))
-    guid = str(entry.get("id") or "").strip() or link
+    guid = strip_invisible(str(entry.get("id") or "")).strip() or link
     if not guid:
         guid = "hash:" + hashlib.sha256(f"{title}|{published}".encode("utf-8", "replace")).hexdigest()
     return EntryData(
