@@ -6,7 +6,7 @@ from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -17,13 +17,18 @@ from aggregator.models import Article, AudienceTag, Category, PollLog, Source, S
 
 
 class SiteForm(forms.Form):
-    url = forms.URLField(label="Site or feed address", assume_scheme="https",
-                         help_text="A site's home page (its feed is found for you) or the feed's own URL.")
+    url = forms.URLField(
+        label="Site or feed address",
+        assume_scheme="https",
+        help_text="A site's home page (its feed is found for you) or the feed's own URL.",
+    )
     category = forms.ModelChoiceField(Category.objects.all(), required=False)
 
 
 class OpmlForm(forms.Form):
-    file = forms.FileField(label="OPML file", help_text="Up to 1 MB. Nothing is imported unless every feed is valid.")
+    file = forms.FileField(
+        label="OPML file", help_text="Up to 1 MB. Nothing is imported unless every feed is valid."
+    )
 
 
 class PollLogInline(admin.TabularInline):
@@ -37,7 +42,9 @@ class PollLogInline(admin.TabularInline):
     verbose_name_plural = "health history (polls that changed something)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(polled_at__gte=timezone.now() - timezone.timedelta(days=30))
+        return (
+            super().get_queryset(request).filter(polled_at__gte=timezone.now() - timezone.timedelta(days=30))
+        )
 
 
 @admin.register(Category)
@@ -127,9 +134,21 @@ class SourceAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         own = [
-            path("add-from-site/", self.admin_site.admin_view(self.add_from_site), name="aggregator_source_add_from_site"),
-            path("import-opml/", self.admin_site.admin_view(self.import_opml_view), name="aggregator_source_import_opml"),
-            path("export-opml/", self.admin_site.admin_view(self.export_opml_view), name="aggregator_source_export_opml"),
+            path(
+                "add-from-site/",
+                self.admin_site.admin_view(self.add_from_site),
+                name="aggregator_source_add_from_site",
+            ),
+            path(
+                "import-opml/",
+                self.admin_site.admin_view(self.import_opml_view),
+                name="aggregator_source_import_opml",
+            ),
+            path(
+                "export-opml/",
+                self.admin_site.admin_view(self.export_opml_view),
+                name="aggregator_source_export_opml",
+            ),
         ]
         return own + super().get_urls()
 
@@ -147,14 +166,22 @@ class SourceAdmin(admin.ModelAdmin):
                     form.add_error("url", f"{feed_url} is already a source.")
                 else:
                     source = Source.objects.create(
-                        name=title[:200], slug=Source.unique_slug(title), feed_url=feed_url,
+                        name=title[:200],
+                        slug=Source.unique_slug(title),
+                        feed_url=feed_url,
                         category=form.cleaned_data["category"],
                     )
                     self.log_addition(request, source, f"Added from {form.cleaned_data['url']}")
-                    self.message_user(request, f"Found the feed {feed_url} and added “{title}”.", messages.SUCCESS)
+                    self.message_user(
+                        request, f"Found the feed {feed_url} and added “{title}”.", messages.SUCCESS
+                    )
                     return redirect("admin:aggregator_source_change", source.pk)
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Add a source from a site",
-                   "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Add a source from a site",
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/aggregator/source/form_page.html", context)
 
     def import_opml_view(self, request):
@@ -172,11 +199,19 @@ class SourceAdmin(admin.ModelAdmin):
             else:
                 for source in result.added:
                     self.log_addition(request, source, "Imported from OPML")
-                self.message_user(request, f"Imported {len(result.added)} sources; skipped {len(result.skipped)} "
-                                           f"already present.", messages.SUCCESS)
+                self.message_user(
+                    request,
+                    f"Imported {len(result.added)} sources; skipped {len(result.skipped)} already present.",
+                    messages.SUCCESS,
+                )
                 return redirect("admin:aggregator_source_changelist")
-        context = {**self.admin_site.each_context(request), "form": form, "title": "Import sources from OPML",
-                   "opts": self.model._meta, "multipart": True}
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Import sources from OPML",
+            "opts": self.model._meta,
+            "multipart": True,
+        }
         return TemplateResponse(request, "admin/aggregator/source/form_page.html", context)
 
     def export_opml_view(self, request):

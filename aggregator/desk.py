@@ -41,7 +41,9 @@ def desk() -> Desk:
         to_review=list(unreviewed.select_related("article__source").order_by("-generated_at")[:10]),
         to_review_count=unreviewed.count(),
         spend_today=float(ApiCall.objects.filter(created_at__gte=day).aggregate(s=Sum("cost_usd"))["s"] or 0),
-        spend_month=float(ApiCall.objects.filter(created_at__gte=month).aggregate(s=Sum("cost_usd"))["s"] or 0),
+        spend_month=float(
+            ApiCall.objects.filter(created_at__gte=month).aggregate(s=Sum("cost_usd"))["s"] or 0
+        ),
         queue_depth=depth,
         failed_tasks=Failure.objects.count(),
         recent_failures=list(Failure.objects.order_by("-stopped")[:5]),

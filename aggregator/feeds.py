@@ -52,10 +52,16 @@ def item_html(article: Article) -> str:
     if insight and insight.hook:
         parts.append(f"<p><strong>{escape(_clean(insight.hook))}</strong></p>")
     if insight and insight.has_tldr:
-        rows = [("What changed", insight.what_changed), ("Why it matters", insight.why_it_matters),
-                ("What to do next", insight.what_next)]
-        parts.append("<ul>" + "".join(
-            f"<li><b>{label}:</b> {escape(_clean(value))}</li>" for label, value in rows if value) + "</ul>")
+        rows = [
+            ("What changed", insight.what_changed),
+            ("Why it matters", insight.why_it_matters),
+            ("What to do next", insight.what_next),
+        ]
+        parts.append(
+            "<ul>"
+            + "".join(f"<li><b>{label}:</b> {escape(_clean(value))}</li>" for label, value in rows if value)
+            + "</ul>"
+        )
     elif article.excerpt:
         parts.append(f"<p>{escape(_clean(article.excerpt))}</p>")
     audiences = [a.name for a in article.audiences.all()]
@@ -131,7 +137,11 @@ class ArticleFeed(Feed):
         return names + [a.name for a in item.audiences.all()]
 
     def item_extra_kwargs(self, item: Article) -> dict:
-        return {"source_url": item.url, "source_name": _clean(item.source.name), "source_feed": item.source.feed_url}
+        return {
+            "source_url": item.url,
+            "source_name": _clean(item.source.name),
+            "source_feed": item.source.feed_url,
+        }
 
 
 class AtomArticleFeed(ArticleFeed):

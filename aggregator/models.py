@@ -155,7 +155,9 @@ class Story(models.Model):
     headline = models.CharField(max_length=500)
     first_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
     last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
-    lead_article = models.ForeignKey("Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    lead_article = models.ForeignKey(
+        "Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     article_count = models.PositiveIntegerField(default=0)
     publisher_count = models.PositiveIntegerField(default=0)
     is_featured = models.BooleanField(default=False)
@@ -183,12 +185,18 @@ class StoryKey(models.Model):
         constraints = [models.UniqueConstraint(fields=["article", "key"], name="storykey_unique")]
         indexes = [models.Index(fields=["key", "sort_at"])]
 
+    def __str__(self) -> str:
+        return self.key
+
 
 class KeyStat(models.Model):
     """How many articles carry each key (for its weight); the key "" counts articles."""
 
     key = models.CharField(max_length=80, unique=True)
     articles = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key or '(all)'}: {self.articles}"
 
 
 @dataclass
@@ -326,7 +334,10 @@ class Article(models.Model):
     text = models.TextField(blank=True, help_text="Main text extracted from the page.")
     excerpt = models.CharField(max_length=400, blank=True, help_text="The first lines, for cards.")
     text_hash = models.CharField(
-        max_length=64, blank=True, db_index=True, help_text="Fingerprint of the text: syndicated copies share it."
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="Fingerprint of the text: syndicated copies share it.",
     )
     image_url = models.URLField(max_length=2000, blank=True)
     language = models.CharField(max_length=16, blank=True)

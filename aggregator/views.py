@@ -43,16 +43,28 @@ def front(request: HttpRequest) -> HttpResponse:
 def category(request: HttpRequest, slug: str) -> HttpResponse:
     cat = get_object_or_404(Category, slug=slug)
     articles = Article.objects.visible().for_cards().filter(category=cat)
-    return _listing(request, articles, heading=f"{cat.icon} {cat.name}".strip(), intro=cat.description,
-                    feed_kind="category", feed_slug=cat.slug)
+    return _listing(
+        request,
+        articles,
+        heading=f"{cat.icon} {cat.name}".strip(),
+        intro=cat.description,
+        feed_kind="category",
+        feed_slug=cat.slug,
+    )
 
 
 @require_GET
 def audience(request: HttpRequest, slug: str) -> HttpResponse:
     tag = get_object_or_404(AudienceTag, slug=slug)
     articles = Article.objects.visible().for_cards().filter(audiences=tag)
-    return _listing(request, articles, heading=f"For {tag.name}", intro=tag.description,
-                    feed_kind="audience", feed_slug=tag.slug)
+    return _listing(
+        request,
+        articles,
+        heading=f"For {tag.name}",
+        intro=tag.description,
+        feed_kind="audience",
+        feed_slug=tag.slug,
+    )
 
 
 @require_GET
@@ -148,20 +160,31 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
 def story(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(Story.objects.select_related("lead_article__source"), pk=pk)
     articles = list(
-        Article.objects.visible().filter(story=item).select_related("source", "category", "insight")
+        Article.objects.visible()
+        .filter(story=item)
+        .select_related("source", "category", "insight")
         .order_by(F("published_at").asc(nulls_last=True), "collected_at")
     )
     if not articles:
         raise Http404("This story has no visible articles")
-    return render(request, "aggregator/story.html", {
-        "story": item, "articles": articles, "first": articles[0], "timeline": story_timeline(item),
-        "publishers": sorted({a.source.name for a in articles}),
-    })
+    return render(
+        request,
+        "aggregator/story.html",
+        {
+            "story": item,
+            "articles": articles,
+            "first": articles[0],
+            "timeline": story_timeline(item),
+            "publishers": sorted({a.source.name for a in articles}),
+        },
+    )
 
 
 @require_GET
 def recaps(request: HttpRequest) -> HttpResponse:
-    published = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED).order_by("-iso_year", "-iso_week")
+    published = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED).order_by(
+        "-iso_year", "-iso_week"
+    )
     return render(request, "aggregator/recaps.html", {"recaps": published[:104]})
 
 

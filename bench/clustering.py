@@ -39,10 +39,39 @@ from enrichment.stories import assign_story, story_keys  # noqa: E402
 
 PER_DAY = 300
 rng = random.Random(7)
-NAMES = [f"{a}{b}" for a in ("Hel", "Nor", "Str", "Bri", "Lin", "Que", "Kes", "Vel", "Ash", "Tor", "Mar", "Zen")
-         for b in ("ios", "vale", "atus", "well", "port", "rra", "trel", "mar", "by", "ren", "ova", "ith")]
-WORDS = ("market model city council chip storage battery outage strike recall breach funding research "
-         "launch report plan vote price users data cloud energy court study team factory").split()
+NAMES = [
+    f"{a}{b}"
+    for a in ("Hel", "Nor", "Str", "Bri", "Lin", "Que", "Kes", "Vel", "Ash", "Tor", "Mar", "Zen")
+    for b in ("ios", "vale", "atus", "well", "port", "rra", "trel", "mar", "by", "ren", "ova", "ith")
+]
+WORDS = [
+    "market",
+    "model",
+    "city",
+    "council",
+    "chip",
+    "storage",
+    "battery",
+    "outage",
+    "strike",
+    "recall",
+    "breach",
+    "funding",
+    "research",
+    "launch",
+    "report",
+    "plan",
+    "vote",
+    "price",
+    "users",
+    "data",
+    "cloud",
+    "energy",
+    "court",
+    "study",
+    "team",
+    "factory",
+]
 
 
 def synthetic(n: int, day: int) -> tuple[str, str]:
@@ -50,8 +79,10 @@ def synthetic(n: int, day: int) -> tuple[str, str]:
     words = rng.sample(WORDS, 6)
     date = (datetime(2026, 1, 1) + timedelta(days=day)).strftime("%-d %B %Y")
     title = f"{names[0]} {words[0]} {words[1]} in {names[1]}"
-    text = (f"{names[0]} said on {date} that the {words[2]} {words[3]} would change. "
-            f"{names[2]} and {names[3]} disagreed about the {words[4]}. The {words[5]} is expected to follow. ") * 3
+    text = (
+        f"{names[0]} said on {date} that the {words[2]} {words[3]} would change. "
+        f"{names[2]} and {names[3]} disagreed about the {words[4]}. The {words[5]} is expected to follow. "
+    ) * 3
     return title, text
 
 
@@ -64,10 +95,26 @@ def fill(total: int, source: Source) -> None:
     for n in range(have, total):
         when = start + timedelta(days=n / PER_DAY)
         title, text = synthetic(n, n // PER_DAY)
-        story = Story(headline=title, first_seen_at=when, last_seen_at=when, article_count=1, publisher_count=1)
-        batch_articles.append((Article(source=source, guid=f"g{n}", url=f"http://127.0.0.1:9/{n}", title=title,
-                                       text=text, published_at=when, collected_at=when, sort_at=when,
-                                       state=Article.State.ENRICHED), story, story_keys(title, text)))
+        story = Story(
+            headline=title, first_seen_at=when, last_seen_at=when, article_count=1, publisher_count=1
+        )
+        batch_articles.append(
+            (
+                Article(
+                    source=source,
+                    guid=f"g{n}",
+                    url=f"http://127.0.0.1:9/{n}",
+                    title=title,
+                    text=text,
+                    published_at=when,
+                    collected_at=when,
+                    sort_at=when,
+                    state=Article.State.ENRICHED,
+                ),
+                story,
+                story_keys(title, text),
+            )
+        )
         if len(batch_articles) == 5000 or n == total - 1:
             stories = Story.objects.bulk_create([s for _a, s, _k in batch_articles])
             for (article, _s, _k), story in zip(batch_articles, stories, strict=True):
@@ -91,9 +138,16 @@ def probe(source: Source, probes: int) -> dict[str, float]:
     made = []
     for i in range(probes):
         title, text = synthetic(i, 0)
-        article = Article.objects.create(source=source, guid=f"probe-{newest.timestamp()}-{i}",
-                                         url=f"http://127.0.0.1:9/p{newest.timestamp()}-{i}", title=title, text=text,
-                                         published_at=newest, sort_at=newest, state=Article.State.EXTRACTED)
+        article = Article.objects.create(
+            source=source,
+            guid=f"probe-{newest.timestamp()}-{i}",
+            url=f"http://127.0.0.1:9/p{newest.timestamp()}-{i}",
+            title=title,
+            text=text,
+            published_at=newest,
+            sort_at=newest,
+            state=Article.State.EXTRACTED,
+        )
         made.append(article)
         with CaptureQueriesContext(connection) as ctx:
             t0 = time.perf_counter()
@@ -109,8 +163,11 @@ def probe(source: Source, probes: int) -> dict[str, float]:
         story_id = article.story_id
         article.delete()
         Story.objects.filter(pk=story_id, articles__isnull=True).delete()
-    return {"cluster_ms": statistics.median(cluster_ms), "related_ms": statistics.median(related_ms),
-            "queries": statistics.median(queries)}
+    return {
+        "cluster_ms": statistics.median(cluster_ms),
+        "related_ms": statistics.median(related_ms),
+        "queries": statistics.median(queries),
+    }
 
 
 def main() -> None:
@@ -120,8 +177,12 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     call_command("migrate", verbosity=0)
-    source, _ = Source.objects.get_or_create(slug="bench", defaults={"name": "Bench", "feed_url": "http://127.0.0.1:9/"})
-    print(f"database: {connection.vendor}; {PER_DAY} articles a day; median of {args.probes} new articles per size")
+    source, _ = Source.objects.get_or_create(
+        slug="bench", defaults={"name": "Bench", "feed_url": "http://127.0.0.1:9/"}
+    )
+    print(
+        f"database: {connection.vendor}; {PER_DAY} articles a day; median of {args.probes} new articles per size"
+    )
     print(f"{'stored':>10} {'cluster ms':>11} {'queries':>8} {'related ms':>11} {'vs baseline':>12}")
     baseline = None
     for size in sizes:
@@ -129,8 +190,11 @@ def main() -> None:
         result = probe(source, args.probes)
         baseline = baseline or result
         ratio = result["cluster_ms"] / baseline["cluster_ms"]
-        print(f"{size:>10,} {result['cluster_ms']:>11.2f} {result['queries']:>8.0f} {result['related_ms']:>11.2f} "
-              f"{ratio:>11.2f}x", flush=True)
+        print(
+            f"{size:>10,} {result['cluster_ms']:>11.2f} {result['queries']:>8.0f} {result['related_ms']:>11.2f} "
+            f"{ratio:>11.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from enrichment.recap import build_recap
 def reenrich(modeladmin, request, article_ids: list[int]) -> None:
     for article_id in article_ids:
         enqueue("aggregator.tasks.enrich_article_task", article_id, True, group="enrich")
-    modeladmin.message_user(request, f"{len(article_ids)} articles will be re-enriched by the workers.",
-                            messages.SUCCESS)
+    modeladmin.message_user(
+        request, f"{len(article_ids)} articles will be re-enriched by the workers.", messages.SUCCESS
+    )
 
 
 EDITABLE_TEXT = ["title", "hook", "what_changed", "why_it_matters", "what_next"]
@@ -23,11 +24,13 @@ EDITABLE_LISTS = ["takeaways", "implications", "timeline"]
 
 
 class InsightForm(forms.ModelForm):
-    mark_reviewed = forms.BooleanField(required=False, help_text="Put “Reviewed by an editor” on the public card.")
+    mark_reviewed = forms.BooleanField(
+        required=False, help_text="Put “Reviewed by an editor” on the public card."
+    )
 
     class Meta:
         model = Insight
-        fields = "__all__"
+        fields = EDITABLE_TEXT + EDITABLE_LISTS
 
 
 class ReviewedFilter(admin.SimpleListFilter):
@@ -63,15 +66,17 @@ def record_corrections(request, before: Insight, after: Insight) -> list[str]:
         old, new = getattr(before, name), getattr(after, name)
         if old != new:
             changed.append(name)
-            Correction.objects.create(insight=after, field=name, before=_as_text(old), after=_as_text(new),
-                                      editor=request.user)
+            Correction.objects.create(
+                insight=after, field=name, before=_as_text(old), after=_as_text(new), editor=request.user
+            )
     return changed
 
 
 def _as_text(value) -> str:
     if isinstance(value, list):
-        return "\n".join(str(v.get("text") or v.get("prediction") or v) if isinstance(v, dict) else str(v)
-                         for v in value)
+        return "\n".join(
+            str(v.get("text") or v.get("prediction") or v) if isinstance(v, dict) else str(v) for v in value
+        )
     return str(value)
 
 
@@ -79,26 +84,85 @@ def _as_text(value) -> str:
 class InsightAdmin(admin.ModelAdmin):
     form = InsightForm
     inlines = [CorrectionInline]
-    list_display = ["article", "backend", "model_name", "claude_status", "input_tokens", "output_tokens",
-                    "cache_read_tokens", "cost_usd", "grounded_claims", "unsupported_claims", "short_error",
-                    "generated_at"]
+    list_display = [
+        "article",
+        "backend",
+        "model_name",
+        "claude_status",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "grounded_claims",
+        "unsupported_claims",
+        "short_error",
+        "generated_at",
+    ]
     list_filter = [ReviewedFilter, "backend", "claude_status", "model_name", "language"]
     search_fields = ["article__title", "hook", "error", "batch_id"]
     raw_id_fields = ["article"]
     list_select_related = ["article"]
-    readonly_fields = ["article", "backend", "model_name", "language", "claude_status", "attempts", "retry_at",
-                       "batch_id", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                       "cost_usd", "grounded_claims", "unsupported_claims", "error", "generated_at", "updated_at",
-                       "reviewed_at", "reviewed_by", "related_ids", "audience_reasons"]
+    readonly_fields = [
+        "article",
+        "backend",
+        "model_name",
+        "language",
+        "claude_status",
+        "attempts",
+        "retry_at",
+        "batch_id",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "grounded_claims",
+        "unsupported_claims",
+        "error",
+        "generated_at",
+        "updated_at",
+        "reviewed_at",
+        "reviewed_by",
+        "related_ids",
+        "audience_reasons",
+    ]
     fieldsets = [
         (None, {"fields": ["article", "mark_reviewed", "reviewed_at", "reviewed_by"]}),
-        ("The card (edits to a published card are shown to readers as corrections)",
-         {"fields": EDITABLE_TEXT + EDITABLE_LISTS}),
-        ("How it was written", {"fields": ["backend", "model_name", "language", "claude_status", "attempts",
-                                           "retry_at", "batch_id", "error", "generated_at", "updated_at"]}),
-        ("Cost and grounding", {"fields": ["input_tokens", "output_tokens", "cache_read_tokens",
-                                           "cache_write_tokens", "cost_usd", "grounded_claims",
-                                           "unsupported_claims"]}),
+        (
+            "The card (edits to a published card are shown to readers as corrections)",
+            {"fields": EDITABLE_TEXT + EDITABLE_LISTS},
+        ),
+        (
+            "How it was written",
+            {
+                "fields": [
+                    "backend",
+                    "model_name",
+                    "language",
+                    "claude_status",
+                    "attempts",
+                    "retry_at",
+                    "batch_id",
+                    "error",
+                    "generated_at",
+                    "updated_at",
+                ]
+            },
+        ),
+        (
+            "Cost and grounding",
+            {
+                "fields": [
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
+                    "cost_usd",
+                    "grounded_claims",
+                    "unsupported_claims",
+                ]
+            },
+        ),
         ("Links", {"fields": ["related_ids", "audience_reasons"]}),
     ]
     actions = ["mark_reviewed", "reenrich_selected"]
@@ -135,8 +199,18 @@ class InsightAdmin(admin.ModelAdmin):
 
 @admin.register(ApiCall)
 class ApiCallAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "article", "model_name", "outcome", "input_tokens", "output_tokens",
-                    "cache_read_tokens", "cache_write_tokens", "cost_usd", "batch_id"]
+    list_display = [
+        "created_at",
+        "article",
+        "model_name",
+        "outcome",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "batch_id",
+    ]
     list_filter = ["outcome", "model_name", "backend"]
     search_fields = ["error", "batch_id", "article__title"]
     date_hierarchy = "created_at"
@@ -150,7 +224,9 @@ class ApiCallAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         total = ApiCall.objects.aggregate(total=Sum("cost_usd"))["total"] or 0
-        return super().changelist_view(request, {**(extra_context or {}), "title": f"API calls (total ${total:.4f})"})
+        return super().changelist_view(
+            request, {**(extra_context or {}), "title": f"API calls (total ${total:.4f})"}
+        )
 
 
 @admin.register(WeeklyRecap)
@@ -159,13 +235,27 @@ class WeeklyRecapAdmin(admin.ModelAdmin):
     list_filter = ["status", "iso_year", "backend"]
     search_fields = ["title", "intro", "body"]
     readonly_fields = ["backend", "model_name", "generated_at", "published_at", "preview"]
-    fields = ["title", "iso_year", "iso_week", "status", "intro", "sections", "body", "preview", "backend",
-              "model_name", "generated_at", "published_at"]
+    fields = [
+        "title",
+        "iso_year",
+        "iso_week",
+        "status",
+        "intro",
+        "sections",
+        "body",
+        "preview",
+        "backend",
+        "model_name",
+        "generated_at",
+        "published_at",
+    ]
     actions = ["publish", "unpublish", "rebuild", "build_this_week"]
 
     @admin.display(description="page")
     def preview(self, obj: WeeklyRecap) -> str:
-        return format_html('<a href="{}" target="_blank">View ↗</a>', obj.get_absolute_url()) if obj.pk else "-"
+        return (
+            format_html('<a href="{}" target="_blank">View ↗</a>', obj.get_absolute_url()) if obj.pk else "-"
+        )
 
     def save_model(self, request, obj, form, change):
         if obj.status == WeeklyRecap.Status.PUBLISHED and obj.published_at is None:

@@ -75,18 +75,25 @@ def collect_batches(*, client=None) -> int:
 
 
 def apply_result(batch_id: str, article_id: int, result) -> int:
-    insight = Insight.objects.filter(article_id=article_id, batch_id=batch_id, claude_status=Claude.BATCHED).first()
+    insight = Insight.objects.filter(
+        article_id=article_id, batch_id=batch_id, claude_status=Claude.BATCHED
+    ).first()
     article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
     if insight is None or article is None:
         return 0  # already applied (a second run) or gone
     if result.type != "succeeded":
         error = f"the batch request {result.type}"
         detail = getattr(getattr(getattr(result, "error", None), "error", None), "message", "")
-        record_call(article, Usage(), outcome=result.type, error=f"{error}: {detail}".strip(": "), batch_id=batch_id)
+        record_call(
+            article, Usage(), outcome=result.type, error=f"{error}: {detail}".strip(": "), batch_id=batch_id
+        )
         retry = insight.attempts + 1 < 3
         Insight.objects.filter(pk=insight.pk).update(
-            claude_status=Claude.RETRY if retry else Claude.FAILED, batch_id="", attempts=insight.attempts + 1,
-            retry_at=timezone.now() + timedelta(minutes=30) if retry else None, error=f"Claude: {error}",
+            claude_status=Claude.RETRY if retry else Claude.FAILED,
+            batch_id="",
+            attempts=insight.attempts + 1,
+            retry_at=timezone.now() + timedelta(minutes=30) if retry else None,
+            error=f"Claude: {error}",
         )
         return 0
     message = result.message
@@ -97,15 +104,26 @@ def apply_result(batch_id: str, article_id: int, result) -> int:
     except ClaudeError as exc:
         record_call(article, usage, outcome=exc.outcome, error=str(exc), batch_id=batch_id)
         Insight.objects.filter(pk=insight.pk).update(
-            claude_status=Claude.FAILED, batch_id="", error=f"Claude: {exc}", attempts=insight.attempts + 1,
+            claude_status=Claude.FAILED,
+            batch_id="",
+            error=f"Claude: {exc}",
+            attempts=insight.attempts + 1,
             **usage_fields(usage, batch=True),
         )
         return 0
     record_call(article, usage, outcome="ok", batch_id=batch_id)
     # The article shows its extractive card meanwhile; swap in Claude's.
     Article.objects.filter(pk=article.pk, state=State.ENRICHED).update(state=State.ENRICHING)
-    stored = store(article, source_text(article), draft, claude_status=Claude.DONE, batch_id="", error="",
-                   attempts=insight.attempts + 1, **usage_fields(usage, batch=True))
+    stored = store(
+        article,
+        source_text(article),
+        draft,
+        claude_status=Claude.DONE,
+        batch_id="",
+        error="",
+        attempts=insight.attempts + 1,
+        **usage_fields(usage, batch=True),
+    )
     return int(stored is not None)
 
 

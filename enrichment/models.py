@@ -50,9 +50,13 @@ class Insight(models.Model):
         SHARED = "shared", "Copied from a syndicated twin"
 
     reviewed_at = models.DateTimeField(null=True, blank=True, help_text="When an editor checked this card.")
-    reviewed_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reviewed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
-    claude_status = models.CharField(max_length=16, choices=Claude.choices, default="", blank=True, db_index=True)
+    claude_status = models.CharField(
+        max_length=16, choices=Claude.choices, default="", blank=True, db_index=True
+    )
     retry_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     batch_id = models.CharField(max_length=100, blank=True, db_index=True)
@@ -88,7 +92,9 @@ class Correction(models.Model):
     field = models.CharField(max_length=40)
     before = models.TextField(blank=True)
     after = models.TextField(blank=True)
-    editor = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    editor = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -105,8 +111,9 @@ class Correction(models.Model):
 class ApiCall(models.Model):
     """One paid call to a model (or one result of a batch): what it cost and how it ended."""
 
-    article = models.ForeignKey("aggregator.Article", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="api_calls")
+    article = models.ForeignKey(
+        "aggregator.Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="api_calls"
+    )
     backend = models.CharField(max_length=40)
     model_name = models.CharField(max_length=100)
     batch_id = models.CharField(max_length=100, blank=True)
@@ -137,9 +144,10 @@ class WeeklyRecap(models.Model):
     intro = models.TextField(blank=True)
     body = models.TextField(blank=True, help_text="Editor's notes shown after the sections (optional).")
     sections = models.JSONField(
-        default=list, blank=True,
+        default=list,
+        blank=True,
         help_text='[{"theme": "...", "items": [{"story_id": 1, "headline": "...", "summary": "...", '
-                  '"publishers": 3}]}], every item linking its story.',
+        '"publishers": 3}]}], every item linking its story.',
     )
     backend = models.CharField(max_length=40, blank=True, help_text="Which enricher drafted it.")
     model_name = models.CharField(max_length=100, blank=True)

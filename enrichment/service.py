@@ -110,8 +110,9 @@ def grounded(draft: CardDraft, source: SourceText, *, mode: str | None = None) -
     return draft, counts
 
 
-def store(article: Article, source: SourceText, draft: CardDraft, *, from_state: str = State.ENRICHING,
-          **extra) -> Insight | None:
+def store(
+    article: Article, source: SourceText, draft: CardDraft, *, from_state: str = State.ENRICHING, **extra
+) -> Insight | None:
     """Save a card and move the article to ENRICHED, if it is still in `from_state`."""
     draft, counts = grounded(draft, source)
     with transaction.atomic():
@@ -139,14 +140,17 @@ def store(article: Article, source: SourceText, draft: CardDraft, *, from_state:
     return insight
 
 
-def enrich_article(article_id: int, *, force: bool = False, backend: str | None = None,
-                   now: datetime | None = None) -> str:
+def enrich_article(
+    article_id: int, *, force: bool = False, backend: str | None = None, now: datetime | None = None
+) -> str:
     """Write (or, with force, rewrite) the card of one extracted article."""
     now = now or timezone.now()
     article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
     if article is None:
         return "skipped: no such article"
-    from_state = article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
+    from_state = (
+        article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
+    )
     if not article.claim(from_state=from_state, to_state=State.ENRICHING, now=now):
         return "skipped: not waiting for enrichment"
     source = source_text(article)
@@ -171,8 +175,10 @@ def enrich_article(article_id: int, *, force: bool = False, backend: str | None 
 def _summary(insight: Insight | None) -> str:
     if insight is None:
         return "skipped: another worker finished it first"
-    return (f"enriched by {insight.backend}: {len(insight.takeaways)} takeaways, "
-            f"{len(insight.timeline)} timeline entries")
+    return (
+        f"enriched by {insight.backend}: {len(insight.takeaways)} takeaways, "
+        f"{len(insight.timeline)} timeline entries"
+    )
 
 
 def spent_today(now: datetime | None = None) -> float:
@@ -182,34 +188,50 @@ def spent_today(now: datetime | None = None) -> float:
 
 
 def waiting_for_claude() -> int:
-    return (Insight.objects.filter(claude_status=Claude.QUEUED).count()
-            + Article.objects.filter(state=State.EXTRACTED).count())
+    return (
+        Insight.objects.filter(claude_status=Claude.QUEUED).count()
+        + Article.objects.filter(state=State.EXTRACTED).count()
+    )
 
 
-def record_call(article: Article | None, usage, *, outcome: str, error: str = "", batch_id: str = "") -> ApiCall:
+def record_call(
+    article: Article | None, usage, *, outcome: str, error: str = "", batch_id: str = ""
+) -> ApiCall:
     return ApiCall.objects.create(
-        article=article, backend="claude", model_name=settings.CLAUDE_MODEL, batch_id=batch_id, outcome=outcome,
-        error=error[:2000], input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
+        article=article,
+        backend="claude",
+        model_name=settings.CLAUDE_MODEL,
+        batch_id=batch_id,
+        outcome=outcome,
+        error=error[:2000],
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
         cost_usd=usage.cost(batch=bool(batch_id)),
     )
 
 
 def usage_fields(usage, *, batch: bool = False) -> dict:
     return {
-        "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
         "cost_usd": usage.cost(batch=batch),
     }
 
 
-def extractive_fallback(article: Article, source: SourceText, *, from_state: str = State.ENRICHING,
-                        **extra) -> Insight | None:
+def extractive_fallback(
+    article: Article, source: SourceText, *, from_state: str = State.ENRICHING, **extra
+) -> Insight | None:
     draft = get_enricher("extractive").enrich(source)
     return store(article, source, draft, from_state=from_state, **extra)
 
 
-def enrich_with_claude(article: Article, source: SourceText, *, now: datetime, allow_batch: bool = True) -> str:
+def enrich_with_claude(
+    article: Article, source: SourceText, *, now: datetime, allow_batch: bool = True
+) -> str:
     from enrichment.backends.claude import ClaudeEnricher, ClaudeError
 
     previous = Insight.objects.filter(article=article).first()
@@ -217,25 +239,39 @@ def enrich_with_claude(article: Article, source: SourceText, *, now: datetime, a
 
     twin = None
     if article.text_hash:
-        twin = (Insight.objects.filter(article__text_hash=article.text_hash, claude_status=Claude.DONE)
-                .exclude(article=article).first())
+        twin = (
+            Insight.objects.filter(article__text_hash=article.text_hash, claude_status=Claude.DONE)
+            .exclude(article=article)
+            .first()
+        )
     if twin is not None:
         draft = CardDraft(
-            backend=twin.backend, model_name=twin.model_name, language=twin.language, title=twin.title,
-            hook=twin.hook, what_changed=twin.what_changed, why_it_matters=twin.why_it_matters,
-            what_next=twin.what_next, category=article.category.slug if article.category else "",
+            backend=twin.backend,
+            model_name=twin.model_name,
+            language=twin.language,
+            title=twin.title,
+            hook=twin.hook,
+            what_changed=twin.what_changed,
+            why_it_matters=twin.why_it_matters,
+            what_next=twin.what_next,
+            category=article.category.slug if article.category else "",
             audiences=dict(twin.audience_reasons),
             takeaways=[Takeaway(**t) for t in twin.takeaways],
             implications=[Implication(**i) for i in twin.implications],
             timeline=[TimelineEntry(**t) for t in twin.timeline],
         )
         insight = store(article, source, draft, claude_status=Claude.SHARED, error="", cost_usd=0)
-        return f"copied the card of syndicated twin #{twin.article_id}: no call" if insight else _summary(None)
+        return (
+            f"copied the card of syndicated twin #{twin.article_id}: no call" if insight else _summary(None)
+        )
 
     if spent_today(now) >= settings.CLAUDE_DAILY_BUDGET:
-        insight = extractive_fallback(article, source, claude_status=Claude.CAPPED,
-                                      error=f"daily Claude budget of ${settings.CLAUDE_DAILY_BUDGET:g} reached; "
-                                            "extractive card kept")
+        insight = extractive_fallback(
+            article,
+            source,
+            claude_status=Claude.CAPPED,
+            error=f"daily Claude budget of ${settings.CLAUDE_DAILY_BUDGET:g} reached; extractive card kept",
+        )
         return "daily budget reached: extractive card" if insight else _summary(None)
 
     if allow_batch and waiting_for_claude() > settings.CLAUDE_BATCH_THRESHOLD:
@@ -249,14 +285,27 @@ def enrich_with_claude(article: Article, source: SourceText, *, now: datetime, a
         record_call(article, exc.usage, outcome=exc.outcome, error=str(exc))
         retry = exc.transient and attempts < MAX_CLAUDE_ATTEMPTS
         insight = extractive_fallback(
-            article, source, claude_status=Claude.RETRY if retry else Claude.FAILED, attempts=attempts,
+            article,
+            source,
+            claude_status=Claude.RETRY if retry else Claude.FAILED,
+            attempts=attempts,
             retry_at=now + timedelta(minutes=10 * 2**attempts) if retry else None,
-            error=f"Claude: {exc}", **usage_fields(exc.usage),
+            error=f"Claude: {exc}",
+            **usage_fields(exc.usage),
         )
         return f"Claude failed ({exc.outcome}): {exc}; extractive card kept" if insight else _summary(None)
     record_call(article, enricher.last_usage, outcome="ok")
-    insight = store(article, source, draft, claude_status=Claude.DONE, attempts=attempts, retry_at=None,
-                    error="", batch_id="", **usage_fields(enricher.last_usage))
+    insight = store(
+        article,
+        source,
+        draft,
+        claude_status=Claude.DONE,
+        attempts=attempts,
+        retry_at=None,
+        error="",
+        batch_id="",
+        **usage_fields(enricher.last_usage),
+    )
     return _summary(insight)
 
 
@@ -269,13 +318,20 @@ def recover_stuck_enrichment(*, now: datetime | None = None) -> list[int]:
         state=State.EXTRACTED, state_changed_at=cutoff
     )
     waiting = list(
-        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list("pk", flat=True)[:500]
+        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
     )
     Article.objects.filter(pk__in=waiting, state=State.EXTRACTED).update(state_changed_at=now)
     if settings.ENRICHMENT_BACKEND == "claude":
-        due = list(Insight.objects.filter(claude_status=Claude.RETRY, retry_at__lte=now)
-                   .values_list("article_id", flat=True)[:100])
-        Article.objects.filter(pk__in=due, state=State.ENRICHED).update(state=State.EXTRACTED, state_changed_at=now)
+        due = list(
+            Insight.objects.filter(claude_status=Claude.RETRY, retry_at__lte=now).values_list(
+                "article_id", flat=True
+            )[:100]
+        )
+        Article.objects.filter(pk__in=due, state=State.ENRICHED).update(
+            state=State.EXTRACTED, state_changed_at=now
+        )
         Insight.objects.filter(article_id__in=due).update(retry_at=None)
         waiting += due
     return waiting

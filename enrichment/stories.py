@@ -57,9 +57,8 @@ def story_keys(title: str, text: str) -> set[str]:
         token = match.group(0)
         if token in COMMON or len(token) < 3 and not any(c.isdigit() for c in token):
             continue
-        if token[0].isupper() or any(c.isdigit() for c in token):
-            if not token.isdigit():
-                keys.add("n:" + token.lower())
+        if (token[0].isupper() or any(c.isdigit() for c in token)) and not token.isdigit():
+            keys.add("n:" + token.lower())
     if not tx.is_cjk(title):
         for word in tx.tokens(title):
             keys.add("w:" + word)
@@ -101,8 +100,9 @@ def best_match(article: Article, keys: set[str]) -> Match | None:
     if not keys:
         return None
     hits = (
-        StoryKey.objects.filter(key__in=keys, sort_at__gte=article.sort_at - WINDOW,
-                                sort_at__lte=article.sort_at + WINDOW)
+        StoryKey.objects.filter(
+            key__in=keys, sort_at__gte=article.sort_at - WINDOW, sort_at__lte=article.sort_at + WINDOW
+        )
         .exclude(article_id=article.pk)
         .values("article_id")
         .annotate(n=Count("id"))
@@ -112,7 +112,9 @@ def best_match(article: Article, keys: set[str]) -> Match | None:
     if not candidate_ids:
         return None
     theirs: dict[int, set[str]] = defaultdict(set)
-    for article_id, key in StoryKey.objects.filter(article_id__in=candidate_ids).values_list("article_id", "key"):
+    for article_id, key in StoryKey.objects.filter(article_id__in=candidate_ids).values_list(
+        "article_id", "key"
+    ):
         theirs[article_id].add(key)
     idf = _idf(keys.union(*theirs.values()))
     stories = dict(Article.objects.filter(pk__in=candidate_ids).values_list("pk", "story_id"))
@@ -138,8 +140,11 @@ def refresh_story(story: Story) -> None:
     if first is None:
         return
     Story.objects.filter(pk=story.pk).update(
-        article_count=stats["n"], publisher_count=stats["publishers"], lead_article=first,
-        headline=first.title[:500], first_seen_at=first.published_at or first.collected_at,
+        article_count=stats["n"],
+        publisher_count=stats["publishers"],
+        lead_article=first,
+        headline=first.title[:500],
+        first_seen_at=first.published_at or first.collected_at,
         last_seen_at=max(a.sort_at for a in articles.only("sort_at")),
     )
 
@@ -171,12 +176,16 @@ def assign_story(article_id: int, *, now: datetime | None = None) -> Story | Non
             story = Story.objects.filter(pk=match.story_id).first() if match.story_id else None
             if story is None:  # the neighbour predates clustering: give it a story now
                 neighbour = Article.objects.get(pk=match.article_id)
-                story = Story.objects.create(headline=neighbour.title[:500],
-                                             first_seen_at=neighbour.published_at or neighbour.collected_at)
+                story = Story.objects.create(
+                    headline=neighbour.title[:500],
+                    first_seen_at=neighbour.published_at or neighbour.collected_at,
+                )
                 Article.objects.filter(pk=neighbour.pk).update(story=story)
         if story is None:
-            story = Story.objects.create(headline=article.title[:500],
-                                         first_seen_at=article.published_at or article.collected_at or timezone.now())
+            story = Story.objects.create(
+                headline=article.title[:500],
+                first_seen_at=article.published_at or article.collected_at or timezone.now(),
+            )
         Article.objects.filter(pk=article.pk).update(story=story)
         refresh_story(story)
         story.refresh_from_db()

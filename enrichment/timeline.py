@@ -26,20 +26,23 @@ def story_timeline(story: Story, *, limit: int = 30) -> list[Entry]:
     for article in articles:
         when = article.published_at or article.collected_at
         entries[(when.date().isoformat(), f"article:{article.pk}")] = Entry(
-            date=when.date().isoformat(), text=f"{article.source.name}: {article.title}", article_id=article.pk,
+            date=when.date().isoformat(),
+            text=f"{article.source.name}: {article.title}",
+            article_id=article.pk,
             source_name=article.source.name,
         )
     for article in articles:
         insight = getattr(article, "insight", None)
-        for item in (insight.timeline if insight else []):
+        for item in insight.timeline if insight else []:
             if item.get("article_id") or not item.get("passage") or item.get("supported") is False:
                 continue
             key = (item["date"], normalize(item["text"])[:80])
             # Two publishers dating the same event: keep one entry, the first reported.
             if any(k[0] == item["date"] and _same_event(k[1], key[1]) for k in entries):
                 continue
-            entries[key] = Entry(date=item["date"], text=item["text"], passage=item["passage"],
-                                 source_name=article.source.name)
+            entries[key] = Entry(
+                date=item["date"], text=item["text"], passage=item["passage"], source_name=article.source.name
+            )
     return sorted(entries.values(), key=lambda e: (e.date, e.article_id is None))[:limit]
 
 

@@ -116,10 +116,22 @@ def test_an_editor_curates_from_the_admin(live_server, browser, server):
     from tests.servers import Reply
 
     for i in range(3):
-        server.route(f"/news/{i}.html", Reply(200, page(f"Harbour story {i}", LOREM), {"Content-Type": "text/html"}))
-    server.route("/news/feed.xml", Reply(200, rss(
-        [{"guid": f"h{i}", "title": f"Harbour story {i}", "link": server.url(f"/news/{i}.html")} for i in range(3)],
-        title="Harbour Gazette")))
+        server.route(
+            f"/news/{i}.html", Reply(200, page(f"Harbour story {i}", LOREM), {"Content-Type": "text/html"})
+        )
+    server.route(
+        "/news/feed.xml",
+        Reply(
+            200,
+            rss(
+                [
+                    {"guid": f"h{i}", "title": f"Harbour story {i}", "link": server.url(f"/news/{i}.html")}
+                    for i in range(3)
+                ],
+                title="Harbour Gazette",
+            ),
+        ),
+    )
     home = b'<html><head><link rel="alternate" type="application/rss+xml" href="/news/feed.xml"></head><body>Hi</body></html>'
     server.route("/", Reply(200, home, {"Content-Type": "text/html"}))
     editor = User.objects.create_user("editor", password="a-long-test-password", is_staff=True)

@@ -11,7 +11,7 @@ from aggregator.ingest.discover import NoFeedFound, discover_feed
 from aggregator.ingest.opml import OpmlError, export_opml, import_opml, parse_opml
 from aggregator.models import Source
 from enrichment.models import Correction, Insight
-from tests.feeds import LOREM, page, rss
+from tests.feeds import rss
 from tests.servers import LoopbackServer, Reply
 
 pytestmark = pytest.mark.django_db
@@ -19,8 +19,14 @@ FEED = rss([{"guid": "1", "title": "One", "link": "http://127.0.0.1:9/1"}], titl
 
 
 def home(feed_href: str = "") -> bytes:
-    link = f'<link rel="alternate" type="application/rss+xml" title="RSS" href="{feed_href}">' if feed_href else ""
-    return f"<!doctype html><html><head><title>Home</title>{link}</head><body><p>Hi</p></body></html>".encode()
+    link = (
+        f'<link rel="alternate" type="application/rss+xml" title="RSS" href="{feed_href}">'
+        if feed_href
+        else ""
+    )
+    return (
+        f"<!doctype html><html><head><title>Home</title>{link}</head><body><p>Hi</p></body></html>".encode()
+    )
 
 
 @pytest.fixture
@@ -67,15 +73,24 @@ def test_opml_import_flattens_folders_skips_duplicates_and_exports_again():
     assert {f.url for f in parse_opml(exported)} == {"http://127.0.0.1:9/a.xml", "http://127.0.0.1:9/b.xml"}
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"<opml><body><outline", "not well-formed"),
-    (b"<html><body></body></html>", "not OPML"),
-    (b"<opml><body></body></opml>", "no feeds"),
-    (b"<opml><body>" + b'<outline xmlUrl="http://127.0.0.1:9/x"/>' * 60_000 + b"</body></opml>", "limit"),
-    (b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><opml><body><outline text="&e;" '
-     b'xmlUrl="http://127.0.0.1:9/x"/></body></opml>', "external entity"),
-    (b'<opml><body><outline xmlUrl="http://127.0.0.1:9/x"/><outline xmlUrl="ftp://x"/></body></opml>', "not an http"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"<opml><body><outline", "not well-formed"),
+        (b"<html><body></body></html>", "not OPML"),
+        (b"<opml><body></body></opml>", "no feeds"),
+        (b"<opml><body>" + b'<outline xmlUrl="http://127.0.0.1:9/x"/>' * 60_000 + b"</body></opml>", "limit"),
+        (
+            b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><opml><body><outline text="&e;" '
+            b'xmlUrl="http://127.0.0.1:9/x"/></body></opml>',
+            "external entity",
+        ),
+        (
+            b'<opml><body><outline xmlUrl="http://127.0.0.1:9/x"/><outline xmlUrl="ftp://x"/></body></opml>',
+            "not an http",
+        ),
+    ],
+)
 def test_a_bad_opml_file_imports_nothing_and_says_why(data, message):
     with pytest.raises(OpmlError, match=message):
         import_opml(data)
@@ -106,8 +121,9 @@ def test_editors_add_a_source_from_a_site_and_fetch_it(editor, server):
     response = editor.post("/admin/aggregator/source/add-from-site/", {"url": url})
     source = Source.objects.get()
     assert response.status_code == 302 and source.name == "The Test Times"
-    response = editor.post("/admin/aggregator/source/", {"action": "fetch_now", "_selected_action": [source.pk]},
-                           follow=True)
+    response = editor.post(
+        "/admin/aggregator/source/", {"action": "fetch_now", "_selected_action": [source.pk]}, follow=True
+    )
     assert "1 new of 1 entries" in response.content.decode()
     with LoopbackServer() as bare:
         nofeed = bare.route("/", Reply(200, home(), {"Content-Type": "text/html"}))
@@ -129,9 +145,17 @@ def test_review_and_correction_show_on_the_public_card(editor, client, demo):
     url = f"/admin/enrichment/insight/{insight.pk}/change/"
     form = editor.get(url).context["adminform"].form
     data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
-    data.update({"hook": "A corrected hook", "mark_reviewed": "on", "takeaways": form["takeaways"].value(),
-                 "implications": form["implications"].value(), "timeline": form["timeline"].value(),
-                 "corrections-TOTAL_FORMS": "0", "corrections-INITIAL_FORMS": "0"})
+    data.update(
+        {
+            "hook": "A corrected hook",
+            "mark_reviewed": "on",
+            "takeaways": form["takeaways"].value(),
+            "implications": form["implications"].value(),
+            "timeline": form["timeline"].value(),
+            "corrections-TOTAL_FORMS": "0",
+            "corrections-INITIAL_FORMS": "0",
+        }
+    )
     response = editor.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
     correction = Correction.objects.get()
@@ -142,7 +166,9 @@ def test_review_and_correction_show_on_the_public_card(editor, client, demo):
 
 
 def test_the_editors_desk_shows_what_is_broken_or_waiting(editor, demo):
-    Source.objects.filter(slug="demo-rheinblick").update(consecutive_failures=2, last_error="HTTP 500 Internal")
+    Source.objects.filter(slug="demo-rheinblick").update(
+        consecutive_failures=2, last_error="HTTP 500 Internal"
+    )
     html = editor.get("/admin/").content.decode()
     assert "Editors&#x27; desk" in html or "Editors' desk" in html
     assert "HTTP 500 Internal" in html and "Cards waiting for review" in html and "today" in html

@@ -176,7 +176,13 @@ def test_the_timeline_links_earlier_articles_of_the_same_story():
     insight = Insight.objects.get(article=second)
     linked = [e for e in insight.timeline if e["article_id"]]
     assert linked == [
-        {"date": "2026-11-18", "text": "Aurora-3 is out", "passage": "", "article_id": first.pk, "supported": True}
+        {
+            "date": "2026-11-18",
+            "text": "Aurora-3 is out",
+            "passage": "",
+            "article_id": first.pk,
+            "supported": True,
+        }
     ]
     assert insight.related_ids[0] == first.pk
 

@@ -11,16 +11,30 @@ from enrichment.models import Insight, WeeklyRecap
 
 pytestmark = pytest.mark.django_db
 
-FEED_URLS = ["/feeds/rss/", "/feeds/atom/", "/feeds/category/ai/rss/", "/feeds/category/ai/atom/",
-             "/feeds/audience/developers/rss/", "/feeds/source/demo-rheinblick/rss/",
-             "/feeds/source/demo-qianfeng/atom/", "/feeds/recap/rss/", "/feeds/recap/atom/"]
+FEED_URLS = [
+    "/feeds/rss/",
+    "/feeds/atom/",
+    "/feeds/category/ai/rss/",
+    "/feeds/category/ai/atom/",
+    "/feeds/audience/developers/rss/",
+    "/feeds/source/demo-rheinblick/rss/",
+    "/feeds/source/demo-qianfeng/atom/",
+    "/feeds/recap/rss/",
+    "/feeds/recap/atom/",
+]
 
 
 @pytest.fixture
 def site(demo):
     AudienceTag.objects.get(slug="developers").articles.add(*demo[:5])
-    WeeklyRecap.objects.create(iso_year=2026, iso_week=48, title="Week 48 in brief", intro="The week.",
-                               status="published", published_at=timezone.now())
+    WeeklyRecap.objects.create(
+        iso_year=2026,
+        iso_week=48,
+        title="Week 48 in brief",
+        intro="The week.",
+        status="published",
+        published_at=timezone.now(),
+    )
     return demo
 
 
@@ -35,7 +49,9 @@ def test_every_feed_parses_without_error(client, site, url):
 
 def test_each_item_carries_the_card_and_the_publisher(client, site):
     parsed = feedparser.parse(client.get("/feeds/rss/").content)
-    article = Article.objects.select_related("insight", "source").get(pk=int(parsed.entries[0].link.rstrip("/").split("/")[-1]))
+    article = Article.objects.select_related("insight", "source").get(
+        pk=int(parsed.entries[0].link.rstrip("/").split("/")[-1])
+    )
     entry = parsed.entries[0]
     assert entry.title == article.title
     assert entry.id == f"http://127.0.0.1:8000{article.get_absolute_url()}"

@@ -24,9 +24,16 @@ def labelled_set() -> list[dict]:
     items = []
     for pub in load_publications():
         for a in pub.articles:
-            items.append({"id": f"{pub.slug}/{a['slug']}", "source": pub.slug, "title": a["title"],
-                          "text": "\n\n".join([a["summary"], *a["paragraphs"]]), "story": a.get("story"),
-                          "published": ANCHOR - timedelta(minutes=a["age_minutes"])})
+            items.append(
+                {
+                    "id": f"{pub.slug}/{a['slug']}",
+                    "source": pub.slug,
+                    "title": a["title"],
+                    "text": "\n\n".join([a["summary"], *a["paragraphs"]]),
+                    "story": a.get("story"),
+                    "published": ANCHOR - timedelta(minutes=a["age_minutes"]),
+                }
+            )
     if DATA.exists():
         for a in json.loads(DATA.read_text(encoding="utf-8")):
             items.append({**a, "published": datetime.fromisoformat(a["published"])})
@@ -47,11 +54,20 @@ def load(items: list[dict]) -> dict[str, Article]:
     for n, item in enumerate(sorted(items, key=lambda i: i["published"])):
         name = item["source"]
         if name not in sources:
-            sources[name] = Source.objects.create(name=name, slug=f"s{len(sources)}", feed_url=f"http://127.0.0.1:9/{len(sources)}")
+            sources[name] = Source.objects.create(
+                name=name, slug=f"s{len(sources)}", feed_url=f"http://127.0.0.1:9/{len(sources)}"
+            )
         made[item["id"]] = Article.objects.create(
-            source=sources[name], guid=item["id"], url=f"http://127.0.0.1:9/a/{n}", title=item["title"],
-            text=item["text"], published_at=item["published"], sort_at=item["published"],
-            collected_at=item["published"] + timedelta(minutes=20), state=Article.State.EXTRACTED)
+            source=sources[name],
+            guid=item["id"],
+            url=f"http://127.0.0.1:9/a/{n}",
+            title=item["title"],
+            text=item["text"],
+            published_at=item["published"],
+            sort_at=item["published"],
+            collected_at=item["published"] + timedelta(minutes=20),
+            state=Article.State.EXTRACTED,
+        )
     return made
 
 
@@ -65,9 +81,14 @@ def test_clustering_precision_and_recall_on_the_labelled_set(capsys):
     labels = {i["id"]: i["story"] or f"single:{i['id']}" for i in items}
     precision, recall = pairwise(labels, {k: stories[k] for k in labels})
     with capsys.disabled():
-        print(f"\nclustering on {len(items)} labelled articles: pairwise precision {precision:.3f}, recall {recall:.3f}")
-    wrong = [(a, b) for a, b in itertools.combinations(sorted(labels), 2)
-             if (labels[a] == labels[b]) != (stories[a] == stories[b])]
+        print(
+            f"\nclustering on {len(items)} labelled articles: pairwise precision {precision:.3f}, recall {recall:.3f}"
+        )
+    wrong = [
+        (a, b)
+        for a, b in itertools.combinations(sorted(labels), 2)
+        if (labels[a] == labels[b]) != (stories[a] == stories[b])
+    ]
     assert precision >= 0.9 and recall >= 0.9, wrong[:10]
 
 

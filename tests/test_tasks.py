@@ -39,7 +39,9 @@ def test_the_dispatcher_polls_due_sources_and_workers_read_each_article(
         assert tasks.dispatch_polls() == "enqueued 1 polls"
 
     assert [path for path, _ in server.requests if path.endswith(".xml")] == ["/feed.xml"]
-    assert Article.objects.filter(source=due, state=Article.State.ENRICHED, insight__isnull=False).count() == 2
+    assert (
+        Article.objects.filter(source=due, state=Article.State.ENRICHED, insight__isnull=False).count() == 2
+    )
     assert "public transport" in Article.objects.first().text
     for source in (later, paused):
         assert not source.articles.exists()

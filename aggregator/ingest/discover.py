@@ -14,9 +14,24 @@ from aggregator.ingest.urls import is_http_url
 
 logger = logging.getLogger(__name__)
 
-FEED_TYPES = {"application/rss+xml", "application/atom+xml", "application/feed+json", "application/rdf+xml",
-              "application/xml", "text/xml"}
-COMMON_PATHS = ["/feed", "/feed/", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml", "/feeds/all.atom.xml"]
+FEED_TYPES = {
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/feed+json",
+    "application/rdf+xml",
+    "application/xml",
+    "text/xml",
+}
+COMMON_PATHS = [
+    "/feed",
+    "/feed/",
+    "/rss",
+    "/rss.xml",
+    "/feed.xml",
+    "/atom.xml",
+    "/index.xml",
+    "/feeds/all.atom.xml",
+]
 
 
 class NoFeedFound(Exception):

@@ -141,7 +141,9 @@ def parse_feed(content: bytes, *, url: str, content_type: str = "") -> ParsedFee
         else:
             result.entries.append(entry)
     if parsed.get("bozo"):
-        result.warning = f"the feed is not well-formed ({parsed.get('bozo_exception')}); kept what could be read"
+        result.warning = (
+            f"the feed is not well-formed ({parsed.get('bozo_exception')}); kept what could be read"
+        )
     if result.skipped:
         result.warning = (result.warning + "; " if result.warning else "") + (
             f"{result.skipped} entries had no title, link or content and were skipped"

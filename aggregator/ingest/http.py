@@ -162,9 +162,7 @@ def fetch(
                 if size > max_bytes or response.num_bytes_downloaded > max_bytes:
                     raise TooLarge(f"the response grew past the {max_bytes:,} byte cap")
                 if time.monotonic() > deadline:
-                    raise FetchError(
-                        f"the server did not finish sending within {total_timeout:g} seconds"
-                    )
+                    raise FetchError(f"the server did not finish sending within {total_timeout:g} seconds")
                 chunks.append(chunk)
             return FetchResult(
                 url=str(response.url),

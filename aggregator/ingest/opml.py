@@ -56,8 +56,14 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
             url = (outline.get("xmlUrl") or "").strip()
             title = (outline.get("title") or outline.get("text") or "").strip()
             if url:
-                feeds.append(OpmlFeed(url=url, title=title[:200] or url, site_url=(outline.get("htmlUrl") or "")[:2000],
-                                      category=category))
+                feeds.append(
+                    OpmlFeed(
+                        url=url,
+                        title=title[:200] or url,
+                        site_url=(outline.get("htmlUrl") or "")[:2000],
+                        category=category,
+                    )
+                )
             else:  # a folder: its name is the category of what it holds
                 walk(outline, title or category)
             if len(feeds) > MAX_FEEDS:
@@ -95,10 +101,15 @@ def import_opml(data: bytes) -> ImportResult:
         elif reason := _refused_address(feed.url):
             problems.append(reason)
     if problems:
-        raise OpmlError("nothing was imported: " + "; ".join(problems[:10])
-                        + (f"; and {len(problems) - 10} more" if len(problems) > 10 else ""))
+        raise OpmlError(
+            "nothing was imported: "
+            + "; ".join(problems[:10])
+            + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
+        )
     result = ImportResult()
-    categories = {c.name.lower(): c for c in Category.objects.all()} | {c.slug: c for c in Category.objects.all()}
+    categories = {c.name.lower(): c for c in Category.objects.all()} | {
+        c.slug: c for c in Category.objects.all()
+    }
     with transaction.atomic():
         seen = set(Source.objects.values_list("feed_url", flat=True))
         for feed in feeds:
@@ -107,7 +118,9 @@ def import_opml(data: bytes) -> ImportResult:
                 continue
             seen.add(feed.url)
             source = Source.objects.create(
-                name=feed.title, slug=Source.unique_slug(feed.title), feed_url=feed.url,
+                name=feed.title,
+                slug=Source.unique_slug(feed.title),
+                feed_url=feed.url,
                 site_url=feed.site_url if is_http_url(feed.site_url) else "",
                 category=categories.get(feed.category.lower()),
             )
@@ -120,14 +133,20 @@ def export_opml(sources=None) -> str:
     groups: dict[str, list[Source]] = {}
     for source in sources:
         groups.setdefault(source.category.name if source.category else "", []).append(source)
-    lines = ['<?xml version="1.0" encoding="utf-8"?>', '<opml version="2.0">',
-             f"<head><title>{settings.SITE_NAME} sources</title></head>", "<body>"]
+    lines = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<opml version="2.0">',
+        f"<head><title>{settings.SITE_NAME} sources</title></head>",
+        "<body>",
+    ]
     for name, members in groups.items():
         if name:
             lines.append(f"<outline text={quoteattr(name)}>")
         for s in members:
-            lines.append(f'<outline type="rss" text={quoteattr(s.name)} title={quoteattr(s.name)} '
-                         f"xmlUrl={quoteattr(s.feed_url)} htmlUrl={quoteattr(s.site_url)}/>")
+            lines.append(
+                f'<outline type="rss" text={quoteattr(s.name)} title={quoteattr(s.name)} '
+                f"xmlUrl={quoteattr(s.feed_url)} htmlUrl={quoteattr(s.site_url)}/>"
+            )
         if name:
             lines.append("</outline>")
     lines += ["</body>", "</opml>"]

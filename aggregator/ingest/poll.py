@@ -44,8 +44,14 @@ def _reason(status: int) -> str:
     return f"HTTP {status} {phrase}"
 
 
-def record_failure(source: Source, error: str, *, now: datetime, status: int | None = None,
-                   headers: dict[str, str] | None = None) -> PollResult:
+def record_failure(
+    source: Source,
+    error: str,
+    *,
+    now: datetime,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> PollResult:
     failures = source.consecutive_failures + 1
     base = source.poll_interval_override or source.poll_interval or settings.POLL_DEFAULT_INTERVAL
     wait = schedule.backoff_interval(failures=failures, base=base, headers=headers, now=now)
@@ -58,14 +64,21 @@ def record_failure(source: Source, error: str, *, now: datetime, status: int | N
     )
     source.consecutive_failures, source.last_error, source.next_poll_at = failures, error, next_at
     PollLog.objects.create(source=source, polled_at=now, outcome="failed", status=status, error=error[:2000])
-    logger.warning("poll of %s failed (%d in a row): %s; next try %s", source.feed_url, failures,
-                   error, next_at.isoformat(timespec="minutes"))
+    logger.warning(
+        "poll of %s failed (%d in a row): %s; next try %s",
+        source.feed_url,
+        failures,
+        error,
+        next_at.isoformat(timespec="minutes"),
+    )
     return PollResult(source.pk, "failed", error=error)
 
 
 def _conditional_headers(source: Source) -> dict[str, str]:
-    headers = {"Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
-                         "text/xml;q=0.9, */*;q=0.5"}
+    headers = {
+        "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
+        "text/xml;q=0.9, */*;q=0.5"
+    }
     if source.etag:
         headers["If-None-Match"] = source.etag
     if source.last_modified:
@@ -88,8 +101,9 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
     if response.not_modified and source.consecutive_failures == 0:
         return PollResult(source.pk, "not-modified")
     if response.status >= 400 or (300 <= response.status < 400 and not response.not_modified):
-        return record_failure(source, _reason(response.status), now=now, status=response.status,
-                              headers=dict(response.headers))
+        return record_failure(
+            source, _reason(response.status), now=now, status=response.status, headers=dict(response.headers)
+        )
 
     body_hash = hashlib.sha256(response.content).hexdigest() if not response.not_modified else ""
     if body_hash and body_hash == source.content_hash and source.consecutive_failures == 0:
@@ -107,8 +121,9 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
             return record_failure(source, str(exc), now=now, status=response.status)
         except Exception as exc:  # feedparser on hostile bytes: record it, never crash the worker
             logger.exception("parsing %s failed", source.feed_url)
-            return record_failure(source, f"the feed could not be parsed: {exc!r}", now=now,
-                                  status=response.status)
+            return record_failure(
+                source, f"the feed could not be parsed: {exc!r}", now=now, status=response.status
+            )
         entries, ttl, warning = parsed.entries, parsed.ttl_minutes, parsed.warning
         feed_title, feed_link, feed_language = parsed.title, parsed.link, parsed.language
         for entry in entries:
@@ -121,8 +136,11 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
     )
     learnt = schedule.learnt_interval(published, now=now)
     interval = schedule.next_interval(
-        learnt=learnt, override=source.poll_interval_override, ttl=ttl,
-        headers=dict(response.headers), now=now,
+        learnt=learnt,
+        override=source.poll_interval_override,
+        ttl=ttl,
+        headers=dict(response.headers),
+        now=now,
     )
     updates = {
         "consecutive_failures": 0,
@@ -149,6 +167,12 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
         setattr(source, key, value)
     status = "new" if new_ids else "unchanged"
     # Health history: polls that changed something (a 304 or an identical body write nothing).
-    PollLog.objects.create(source=source, polled_at=now, outcome=status, status=response.status,
-                           new_articles=len(new_ids), error=warning[:2000])
+    PollLog.objects.create(
+        source=source,
+        polled_at=now,
+        outcome=status,
+        status=response.status,
+        new_articles=len(new_ids),
+        error=warning[:2000],
+    )
     return PollResult(source.pk, status, new_article_ids=new_ids, entries=len(entries))

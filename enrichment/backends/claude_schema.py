@@ -15,20 +15,28 @@ class _Strict(BaseModel):
 class Takeaway(_Strict):
     text: str = Field(min_length=1, max_length=300, description="One takeaway, in the site's language.")
     passage: str = Field(
-        min_length=8, max_length=600, description="The exact sentence(s) of the document it rests on, copied verbatim."
+        min_length=8,
+        max_length=600,
+        description="The exact sentence(s) of the document it rests on, copied verbatim.",
     )
 
 
 class Implication(_Strict):
     prediction: str = Field(min_length=1, max_length=300, description="What is likely to follow.")
     reasoning: str = Field(min_length=1, max_length=400, description="Why, from the document.")
-    passage: str = Field(min_length=8, max_length=600, description="The passage of the document it rests on, verbatim.")
+    passage: str = Field(
+        min_length=8, max_length=600, description="The passage of the document it rests on, verbatim."
+    )
 
 
 class TimelineItem(_Strict):
-    date: str = Field(pattern=ISO_DATE, description="YYYY, YYYY-MM or YYYY-MM-DD, as precise as the text allows.")
+    date: str = Field(
+        pattern=ISO_DATE, description="YYYY, YYYY-MM or YYYY-MM-DD, as precise as the text allows."
+    )
     text: str = Field(min_length=1, max_length=240, description="What happened then, in the site's language.")
-    passage: str = Field(min_length=8, max_length=600, description="The passage of the document stating it, verbatim.")
+    passage: str = Field(
+        min_length=8, max_length=600, description="The passage of the document stating it, verbatim."
+    )
 
 
 class Audience(_Strict):

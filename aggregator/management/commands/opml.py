@@ -36,4 +36,6 @@ class Command(BaseCommand):
             self.stdout.write(f"[{n}/{len(result.added)}] added {source.name} ({source.feed_url})")
         for line in result.skipped:
             self.stdout.write(f"skipped {line}")
-        self.stdout.write(self.style.SUCCESS(f"Imported {len(result.added)} sources, skipped {len(result.skipped)}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Imported {len(result.added)} sources, skipped {len(result.skipped)}.")
+        )

@@ -17,8 +17,9 @@ WEEKLY_RECAP = ("weekly recap draft", "aggregator.tasks.build_recap_task")
 
 def next_monday_morning(now: dt.datetime, hour: int = 6) -> dt.datetime:
     local = timezone.localtime(now)
-    monday = (local + dt.timedelta(days=(7 - local.weekday()) % 7)).replace(hour=hour, minute=0, second=0,
-                                                                             microsecond=0)
+    monday = (local + dt.timedelta(days=(7 - local.weekday()) % 7)).replace(
+        hour=hour, minute=0, second=0, microsecond=0
+    )
     return monday if monday > local else monday + dt.timedelta(days=7)
 
 

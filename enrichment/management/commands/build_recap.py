@@ -23,7 +23,9 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"No such week: {exc}") from exc
         items = sum(len(s["items"]) for s in recap.sections)
-        self.stdout.write(self.style.SUCCESS(
-            f"{recap.title}: {recap.status}, {items} stories in {len(recap.sections)} sections "
-            f"(by {recap.backend}). Edit and publish it in the admin."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{recap.title}: {recap.status}, {items} stories in {len(recap.sections)} sections "
+                f"(by {recap.backend}). Edit and publish it in the admin."
+            )
+        )

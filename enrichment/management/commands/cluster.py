@@ -14,6 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, all: bool, **options):
         if all:
+
             def progress(n, total):
                 if n % 100 == 0 or n == total:
                     self.stdout.write(f"[{n}/{total}] clustered")
@@ -21,7 +22,9 @@ class Command(BaseCommand):
             stories = recluster(progress=progress)
             self.stdout.write(self.style.SUCCESS(f"{stories} stories."))
             return
-        ids = list(Article.objects.filter(story__isnull=True).order_by("sort_at").values_list("pk", flat=True))
+        ids = list(
+            Article.objects.filter(story__isnull=True).order_by("sort_at").values_list("pk", flat=True)
+        )
         for n, article_id in enumerate(ids, 1):
             story = assign_story(article_id)
             self.stdout.write(f"[{n}/{len(ids)}] #{article_id} → story #{story.pk if story else '-'}")

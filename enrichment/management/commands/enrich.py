@@ -23,9 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--since", type=int, metavar="DAYS", help="Only articles of the last DAYS days.")
         parser.add_argument("--missing", action="store_true", help="Only articles without a card.")
         parser.add_argument("--failed", action="store_true", help="Only cards Claude failed to write.")
-        parser.add_argument("--backend", choices=["extractive", "claude"], help="Default: ENRICHMENT_BACKEND.")
-        parser.add_argument("--batch", action="store_true",
-                            help="Queue them for one Message Batch (half price) instead of calling now.")
+        parser.add_argument(
+            "--backend", choices=["extractive", "claude"], help="Default: ENRICHMENT_BACKEND."
+        )
+        parser.add_argument(
+            "--batch",
+            action="store_true",
+            help="Queue them for one Message Batch (half price) instead of calling now.",
+        )
 
     def handle(self, *args, ids, all, source, since, missing, failed, backend, batch, **options):
         articles = Article.objects.filter(state__in=[State.EXTRACTED, State.ENRICHED])
@@ -40,7 +45,9 @@ class Command(BaseCommand):
         if missing:
             articles = articles.filter(insight__isnull=True)
         if failed:
-            articles = articles.filter(insight__claude_status__in=[Insight.Claude.FAILED, Insight.Claude.RETRY])
+            articles = articles.filter(
+                insight__claude_status__in=[Insight.Claude.FAILED, Insight.Claude.RETRY]
+            )
         chosen = list(articles.order_by("-sort_at").values_list("pk", flat=True))
         if batch:
             return self.queue_batch(chosen)
@@ -60,7 +67,9 @@ class Command(BaseCommand):
                 enrich_article(article_id, backend="extractive")
         Insight.objects.filter(article_id__in=chosen).update(claude_status=Insight.Claude.QUEUED)
         batch_id = submit_batch(article_ids=chosen)
-        self.stdout.write(self.style.SUCCESS(
-            f"Submitted batch {batch_id} with {len(chosen)} articles; workers apply the results when it ends "
-            "(`manage.py enrich_batches` does it now)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Submitted batch {batch_id} with {len(chosen)} articles; workers apply the results when it ends "
+                "(`manage.py enrich_batches` does it now)."
+            )
+        )
