@@ -251,6 +251,7 @@ class ArticleQuerySet(models.QuerySet):
 
 class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
     UPDATABLE = ("url", "title", "summary_html", "content_html", "author", "published_at", "image_url")
+    LIMITS = {"url": 2000, "title": 1000, "author": 300, "image_url": 2000}
 
     def upsert_from_entry(self, source: Source, entry: EntryData, *, now: datetime) -> tuple[Article, bool]:
         """Insert or update the article of one feed entry; (article, created).
@@ -268,8 +269,8 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
             article = Article(
                 source=source,
                 guid=key,
-                url=entry.url,
-                canonical_url=entry.canonical_url,
+                url=entry.url[:2000],
+                canonical_url=entry.canonical_url[:2000],
                 title=entry.title[:1000],
                 summary_html=entry.summary_html,
                 content_html=entry.content_html,
@@ -298,8 +299,8 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
             value = getattr(entry, name)
             if name == "published_at" and (value is None or value > now):
                 continue
-            if name == "title":
-                value = value[:1000]
+            if name in self.LIMITS:
+                value = value[: self.LIMITS[name]]
             if value and getattr(existing, name) != value:
                 changes[name] = value
         if changes:

@@ -9,6 +9,7 @@ from datetime import datetime
 from http import HTTPStatus
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -126,10 +127,19 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
             )
         entries, ttl, warning = parsed.entries, parsed.ttl_minutes, parsed.warning
         feed_title, feed_link, feed_language = parsed.title, parsed.link, parsed.language
+        rejected = 0
         for entry in entries:
-            article, created = Article.objects.upsert_from_entry(source, entry, now=now)
+            try:
+                with transaction.atomic():
+                    article, created = Article.objects.upsert_from_entry(source, entry, now=now)
+            except DatabaseError:  # one entry the database refuses must not cost the others
+                logger.exception("storing an entry of %s failed", source.feed_url)
+                rejected += 1
+                continue
             if created:
                 new_ids.append(article.pk)
+        if rejected:
+            warning = (warning + "; " if warning else "") + f"{rejected} entries could not be stored"
 
     published = [e.published_at for e in entries] or list(
         source.articles.order_by("-sort_at").values_list("published_at", flat=True)[:50]
