@@ -238,6 +238,7 @@ LOGGING = {
         "trafilatura": {"level": "WARNING"},
         "htmldate": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
     },
 }
 

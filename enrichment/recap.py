@@ -132,18 +132,22 @@ def claude_recap(stories: list[Story], *, year: int, week: int) -> dict:
     client = make_client()
     usage = Usage()
     try:
-        raw = client.messages.with_raw_response.parse(
+        message = client.messages.create(
             model=settings.CLAUDE_MODEL,
             max_tokens=settings.CLAUDE_MAX_TOKENS,
             system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
             messages=[{"role": "user", "content": f"Week {week} of {year}:\n{listing}"}],
-            output_format=RecapDraft,
+            output_config={
+                "format": {
+                    "type": "json_schema",
+                    "schema": anthropic.transform_schema(RecapDraft.model_json_schema()),
+                }
+            },
         )
-        message = raw.http_response.json()
-        usage = Usage.of(message.get("usage"))
-        if message.get("stop_reason") in ("refusal", "max_tokens"):
-            raise ValueError(f"stopped: {message.get('stop_reason')}")
-        text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
+        usage = Usage.of(message.usage)
+        if message.stop_reason in ("refusal", "max_tokens"):
+            raise ValueError(f"stopped: {message.stop_reason}")
+        text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
         draft = RecapDraft.model_validate_json(text)
     except (anthropic.APIError, ValueError) as exc:
         logger.warning("Claude recap failed, using the extractive one: %s", exc)

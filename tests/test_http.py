@@ -137,11 +137,22 @@ def test_it_gives_up_on_a_server_that_goes_silent(server):
         fetch(server.route("/silent", silent), total_timeout=1)
 
 
-@pytest.mark.parametrize("ip, public", [
-    ("8.8.8.8", True), ("10.0.0.1", False), ("192.168.1.1", False), ("127.0.0.1", False),
-    ("169.254.1.1", False), ("::1", False), ("fc00::1", False), ("::ffff:127.0.0.1", False),
-    ("100.64.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False),
-])
+@pytest.mark.parametrize(
+    "ip, public",
+    [
+        ("8.8.8.8", True),
+        ("10.0.0.1", False),
+        ("192.168.1.1", False),
+        ("127.0.0.1", False),
+        ("169.254.1.1", False),
+        ("::1", False),
+        ("fc00::1", False),
+        ("::ffff:127.0.0.1", False),
+        ("100.64.0.1", False),
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+    ],
+)
 def test_public_addresses(ip, public):
     assert is_public_address(ip) is public
 

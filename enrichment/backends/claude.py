@@ -227,11 +227,13 @@ class ClaudeEnricher:
         return self._client
 
     def enrich(self, source: SourceText) -> CardDraft:
+        """One Messages API call. The request carries the same `output_config` that
+        `messages.parse(output_format=ClaudeCard)` builds; we validate the answer with
+        the same Pydantic model ourselves, after looking at `stop_reason` (parse() would
+        raise first on a refusal or a cut-off answer, losing the usage we must record)."""
         self.last_usage = Usage()
         try:
-            raw = self.client.messages.with_raw_response.parse(
-                **request_params(source), output_format=ClaudeCard
-            )
+            message = self.client.messages.create(**request_params(source), output_config=output_config())
         except anthropic.APIStatusError as exc:
             transient = exc.status_code in (408, 409, 429) or exc.status_code >= 500
             raise ClaudeError(
@@ -241,10 +243,9 @@ class ClaudeEnricher:
             ) from exc
         except anthropic.APIConnectionError as exc:  # includes timeouts
             raise ClaudeError(f"could not reach the API: {exc}", outcome="error", transient=True) from exc
-        message = raw.http_response.json()
-        self.last_usage = Usage.of(message.get("usage"))
-        text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
-        return card_from_response(stop_reason=message.get("stop_reason"), text=text, usage=self.last_usage)
+        self.last_usage = Usage.of(message.usage)
+        text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
+        return card_from_response(stop_reason=message.stop_reason, text=text, usage=self.last_usage)
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
