@@ -11,6 +11,7 @@ would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import re
@@ -181,10 +182,8 @@ class FakeAnthropic:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(OSError):
                     self.wfile.write(payload)
-                except OSError:
-                    pass
 
             def _record(self, body):
                 fake.requests.append(
@@ -327,10 +326,8 @@ def main() -> None:
         f"Fake Messages API on {fake.url} (ANTHROPIC_BASE_URL={fake.url} ANTHROPIC_API_KEY=anything)",
         flush=True,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         fake.httpd.serve_forever(0.2)
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
