@@ -219,6 +219,8 @@ CLAUDE_PRICE_CACHE_WRITE = env_float("CLAUDE_PRICE_CACHE_WRITE", 1.25)
 CLAUDE_PRICE_CACHE_READ = env_float("CLAUDE_PRICE_CACHE_READ", 0.10)
 CLAUDE_BATCH_DISCOUNT = env_float("CLAUDE_BATCH_DISCOUNT", 0.5)
 CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 2000)
+# Mark the stable system prompt for prompt caching (off only to measure what it saves).
+CLAUDE_PROMPT_CACHE = env_bool("CLAUDE_PROMPT_CACHE", True)
 CLAUDE_MAX_INPUT_CHARS = env_int("CLAUDE_MAX_INPUT_CHARS", 24000)
 # Per call: seconds and retries; the whole budget must fit inside the task timeout.
 CLAUDE_TIMEOUT = env_int("CLAUDE_TIMEOUT", 30)

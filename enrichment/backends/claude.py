@@ -97,7 +97,10 @@ def request_params(source: SourceText) -> dict:
     return {
         "model": settings.CLAUDE_MODEL,
         "max_tokens": settings.CLAUDE_MAX_TOKENS,
-        "system": [{"type": "text", "text": system_prompt(source), "cache_control": {"type": "ephemeral"}}],
+        "system": [
+            {"type": "text", "text": system_prompt(source)}
+            | ({"cache_control": {"type": "ephemeral"}} if settings.CLAUDE_PROMPT_CACHE else {})
+        ],
         "messages": [
             {
                 "role": "user",
