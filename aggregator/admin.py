@@ -316,21 +316,26 @@ class ArticleAdmin(admin.ModelAdmin):
 
         reenrich(self, request, list(queryset.values_list("pk", flat=True)))
 
+    def _update_logged(self, request, queryset, message: str, **changes) -> None:
+        for article in queryset:
+            self.log_change(request, article, message)
+        queryset.update(**changes)
+
     @admin.action(description="Feature on the front page")
     def feature(self, request, queryset):
-        queryset.update(is_featured=True)
+        self._update_logged(request, queryset, "Featured", is_featured=True)
 
     @admin.action(description="Stop featuring")
     def unfeature(self, request, queryset):
-        queryset.update(is_featured=False)
+        self._update_logged(request, queryset, "No longer featured", is_featured=False)
 
     @admin.action(description="Hide from readers")
     def hide(self, request, queryset):
-        queryset.update(is_hidden=True)
+        self._update_logged(request, queryset, "Hidden from readers", is_hidden=True)
 
     @admin.action(description="Show to readers")
     def unhide(self, request, queryset):
-        queryset.update(is_hidden=False)
+        self._update_logged(request, queryset, "Shown to readers", is_hidden=False)
 
 
 @admin.register(Story)

@@ -35,7 +35,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from aggregator.models import Article, KeyStat, Source, Story, StoryKey  # noqa: E402
 from enrichment.related import related_ids  # noqa: E402
-from enrichment.stories import assign_story, story_keys  # noqa: E402
+from enrichment.stories import assign_story, body_words, story_keys  # noqa: E402
 
 PER_DAY = 300
 rng = random.Random(7)
@@ -122,7 +122,8 @@ def fill(total: int, source: Source) -> None:
             saved = Article.objects.bulk_create([a for a, _s, _k in batch_articles])
             for article, (_a, _s, keys) in zip(saved, batch_articles, strict=True):
                 batch_keys.extend(StoryKey(article=article, key=k, sort_at=article.sort_at) for k in keys)
-                for k in [*keys, ""]:
+                words = body_words(article.title, article.text)
+                for k in [*keys, "", *("b:" + w for w in words)]:
                     stats[k] = stats.get(k, 0) + 1
             StoryKey.objects.bulk_create(batch_keys, batch_size=5000)
             batch_articles, batch_keys = [], []

@@ -12,8 +12,11 @@ from enrichment.recap import build_recap
 
 
 def reenrich(modeladmin, request, article_ids: list[int]) -> None:
-    for article_id in article_ids:
-        enqueue("aggregator.tasks.enrich_article_task", article_id, True, group="enrich")
+    from aggregator.models import Article
+
+    for article in Article.objects.filter(pk__in=article_ids):
+        modeladmin.log_change(request, article, "Re-enrichment requested")
+        enqueue("aggregator.tasks.enrich_article_task", article.pk, True, group="enrich")
     modeladmin.message_user(
         request, f"{len(article_ids)} articles will be re-enriched by the workers.", messages.SUCCESS
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(days=4)
 CANDIDATES = 40
-THRESHOLD = 0.30
+THRESHOLD = 0.21  # same language: IDF-weighted cosine of content words
+CROSS_THRESHOLD = 0.30  # dates and names shared across languages
 MIN_SHARED = 3
 MAX_KEYS = 60
 _LOCK_ID = 0x5707  # pg_advisory_xact_lock key for clustering
@@ -78,14 +79,55 @@ def _idf(keys: set[str]) -> dict[str, float]:
     return {k: math.log((total + 1) / (stats.get(k, 0) + 1)) + 0.1 for k in keys}
 
 
-def similarity(mine: set[str], theirs: set[str], idf: dict[str, float]) -> float:
-    """IDF-weighted overlap coefficient: the weight of the shared keys over the weight of
-    the smaller side, so a short or foreign-language report can match a long one."""
+def body_words(title: str, text: str) -> set[str]:
+    return set(tx.tokens(f"{title} {text[:6000]}"))
+
+
+def _language(article: Article) -> str:
+    code = (article.language or article.source.language or "").split("-")[0].lower()
+    return code or ("zh" if tx.is_cjk(article.title + article.text[:500]) else "")
+
+
+def entity_overlap(mine: set[str], theirs: set[str], idf: dict[str, float]) -> tuple[float, set[str]]:
+    """IDF-weighted overlap coefficient over language-independent keys (dates, names):
+    the weight shared over the weight of the smaller side, so a short or foreign-language
+    report can match a long one. Fewer than MIN_SHARED shared keys score nothing."""
+    mine = {k for k in mine if k[0] in "dn"}
+    theirs = {k for k in theirs if k[0] in "dn"}
     shared = mine & theirs
     if len(shared) < MIN_SHARED:
-        return 0.0
+        return 0.0, shared
     weight = lambda keys: sum(idf.get(k, 1.0) for k in keys)  # noqa: E731
-    return weight(shared) / min(weight(mine), weight(theirs))
+    return weight(shared) / min(weight(mine), weight(theirs)), shared
+
+
+def word_cosine(mine: set[str], theirs: set[str], idf: dict[str, float]) -> float:
+    """Cosine of two texts' content words, weighted by IDF."""
+    shared = mine & theirs
+    if not shared:
+        return 0.0
+    norm = math.sqrt(sum(idf[w] ** 2 for w in mine) * sum(idf[w] ** 2 for w in theirs))
+    return sum(idf[w] ** 2 for w in shared) / norm if norm else 0.0
+
+
+def similarity(
+    article: Article,
+    keys: set[str],
+    other: Article,
+    other_keys: set[str],
+    *,
+    key_idf: dict[str, float],
+    word_idf: dict[str, float],
+    words: dict[int, set[str]],
+) -> float:
+    """Across languages, only dates and names can match. Within one language, the
+    content words decide, or dates and names when the two share an explicit date."""
+    overlap, shared = entity_overlap(keys, other_keys, key_idf)
+    if _language(article) != _language(other):
+        return overlap if overlap >= CROSS_THRESHOLD else 0.0
+    cosine = word_cosine(words[article.pk], words[other.pk], word_idf)
+    dated = any(k.startswith("d:") for k in shared)
+    return max(cosine, overlap if dated and overlap >= CROSS_THRESHOLD else 0.0)
 
 
 @dataclass
@@ -116,21 +158,47 @@ def best_match(article: Article, keys: set[str]) -> Match | None:
         "article_id", "key"
     ):
         theirs[article_id].add(key)
-    idf = _idf(keys.union(*theirs.values()))
-    stories = dict(Article.objects.filter(pk__in=candidate_ids).values_list("pk", "story_id"))
-    scored = [Match(pk, stories.get(pk), similarity(keys, theirs[pk], idf)) for pk in candidate_ids]
+    key_idf = _idf(keys.union(*theirs.values()))
+    candidates = list(
+        Article.objects.filter(pk__in=candidate_ids)
+        .select_related("source")
+        .only(
+            "pk", "title", "text", "summary_html", "content_html", "language", "story_id", "source__language"
+        )
+    )
+    # Content words, weighted by how rare they are across all articles (KeyStat "b:" rows).
+    words = {a.pk: body_words(a.title, a.body_text) for a in [article, *candidates]}
+    stats = dict(
+        KeyStat.objects.filter(key__in=["", *{"b:" + w for ws in words.values() for w in ws}]).values_list(
+            "key", "articles"
+        )
+    )
+    total = max(stats.get("", 1), 1)
+    word_idf = {
+        w: math.log((total + 1) / (stats.get("b:" + w, 0) + 1)) + 0.1 for ws in words.values() for w in ws
+    }
+    scored = [
+        Match(
+            c.pk,
+            c.story_id,
+            similarity(article, keys, c, theirs[c.pk], key_idf=key_idf, word_idf=word_idf, words=words),
+        )
+        for c in candidates
+    ]
     best = max(scored, key=lambda m: (m.score, -m.article_id))
     return best if best.score >= THRESHOLD else None
 
 
 def _index(article: Article, keys: set[str]) -> None:
-    """Add the article's keys to the index once (a second run changes nothing)."""
+    """Add the article's keys to the index, and its keys and words to the counts, once
+    (a second run changes nothing). A few queries, whatever the number of keys."""
     if StoryKey.objects.filter(article=article).exists():
         return
     StoryKey.objects.bulk_create([StoryKey(article=article, key=k, sort_at=article.sort_at) for k in keys])
-    for key in [*keys, ""]:
-        if not KeyStat.objects.filter(key=key).update(articles=F("articles") + 1):
-            KeyStat.objects.create(key=key, articles=1)
+    counted = ["", *keys, *("b:" + w for w in body_words(article.title, article.body_text))]
+    present = set(KeyStat.objects.filter(key__in=counted).values_list("key", flat=True))
+    KeyStat.objects.filter(key__in=present).update(articles=F("articles") + 1)
+    KeyStat.objects.bulk_create([KeyStat(key=k, articles=1) for k in set(counted) - present])
 
 
 def refresh_story(story: Story) -> None:

@@ -322,6 +322,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8900)
     args = parser.parse_args()
     fake = FakeAnthropic(port=args.port)
+    fake.batch_polls_before_end = 0  # batches end at once, so a demo shows Claude cards within minutes
     print(
         f"Fake Messages API on {fake.url} (ANTHROPIC_BASE_URL={fake.url} ANTHROPIC_API_KEY=anything)",
         flush=True,

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 
 def wait_for(url: str, seconds: float = 20) -> bool:
@@ -86,6 +87,7 @@ class Command(BaseCommand):
             call_command("poll", all=True)
             if not wait_for(f"http://127.0.0.1:{port}/", 30):
                 raise CommandError(f"The web server did not start on port {port}; set PORT to a free one.")
+            self.publish_demo_recaps()
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nNewsdesk is running on http://127.0.0.1:{port}/  (admin: http://127.0.0.1:{port}/admin/)"
@@ -100,6 +102,26 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping …")
         finally:
             stop_all()
+
+    def publish_demo_recaps(self, seconds: float = 120) -> None:
+        """Once the workers have read the demo articles, publish a recap of each demo week
+        (editors do this by hand on a real site)."""
+        from aggregator.models import Article, Source
+
+        self.stdout.write("Waiting for the workers to read and enrich the demo articles …")
+        deadline = time.monotonic() + seconds
+        demo = Article.objects.filter(source__in=Source.objects.filter(is_demo=True))
+        while time.monotonic() < deadline:
+            waiting = demo.exclude(state=Article.State.ENRICHED).count()
+            if waiting == 0:
+                break
+            self.stdout.write(f"  {demo.count() - waiting}/{demo.count()} articles ready")
+            time.sleep(5)
+        weeks = sorted(
+            {timezone.localtime(a).isocalendar()[:2] for a in demo.values_list("sort_at", flat=True)}
+        )
+        for year, week in weeks[-2:]:
+            call_command("build_recap", year=year, week=week, publish=True)
 
     def ensure_admin(self, data_dir: Path) -> None:
         password_file = data_dir / "admin-password.txt"
