@@ -31,6 +31,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{recap.title}: {recap.status}, {items} stories in {len(recap.sections)} sections "
-                f"(by {recap.backend}). Edit and publish it in the admin."
+                f"(by {recap.backend})." + ("" if publish else " Edit and publish it in the admin.")
             )
         )
