@@ -3,7 +3,15 @@
 built from the article in the request (passages copied from it verbatim), and imitates
 the Message Batches endpoints (results in reverse order, so clients must match by
 custom_id). Usage, including prompt-cache reads and writes, is reported as the real API
-would.
+would. Every answer passes the SDK's `_strict_response_validation=True`.
+
+    with FakeAnthropic() as fake:
+        fake.queue(error(429, "rate_limit_error", retry_after=0.01), valid_card(hook="Short"))
+        client = anthropic.Anthropic(api_key="test", base_url=fake.url)
+
+A responder is a `Reply`, or a callable of the request body (or of body and the fake)
+returning one; the constructors below (valid_card, card_json, raw_text, ungrounded,
+refusal, max_tokens, error, slow) return such callables.
 
     python -m tests.fake_anthropic --port 8900     # then ANTHROPIC_BASE_URL=http://127.0.0.1:8900
 """
@@ -12,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import inspect
 import itertools
 import json
 import re
@@ -22,39 +32,52 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-_SENTENCE = re.compile(r"[^.!?。！？]+[.!?。！？]")
-_YEAR = re.compile(r"(19|20)\d\d")
+# A sentence: no terminator and no line break inside, then a terminator. Findall yields
+# exact substrings of the text, so a stripped match is a verbatim passage.
+_SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]")
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+UNGROUNDED_PASSAGE = "A law called the Synthetic Media Act was passed in 2025."
 
 
 @dataclass
 class Reply:
+    """One HTTP answer. `body` is JSON-encoded unless it is a str (sent as is)."""
+
     status: int = 200
     body: dict | str = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
 
 
-Responder = Callable[[dict, "FakeAnthropic"], Reply]
+Responder = Reply | Callable[[dict], Reply] | Callable[[dict, "FakeAnthropic"], Reply]
+
+
+# ---------------------------------------------------------------------------- the card
 
 
 def article_text(body: dict) -> str:
-    for message in body.get("messages", []):
-        content = message.get("content")
+    """The `source.data` of the first document block of the request, or ""."""
+    for msg in body.get("messages", []):
+        content = msg.get("content")
         if isinstance(content, list):
             for block in content:
-                if block.get("type") == "document":
-                    return block["source"]["data"]
+                if isinstance(block, dict) and block.get("type") == "document":
+                    source = block.get("source") or {}
+                    if isinstance(source.get("data"), str):
+                        return source["data"]
     return ""
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.findall(text) if len(s.strip()) >= 12]
+    """Whole sentences of the text, verbatim, long enough to be a passage (8..600 chars)."""
+    return [s for s in (m.strip() for m in _SENTENCE.findall(text)) if 12 <= len(s) <= 600]
 
 
 def card_for(body: dict) -> dict:
+    """A card that validates against ClaudeCard, every passage a sentence of the article."""
     sents = sentences(article_text(body)) or ["The article has no usable text at all."]
     pick = (sents * 3)[:3]
-    dated = [s for s in sents if _YEAR.search(s)][:2]
+    dated = [s for s in sents if _YEAR.search(s)][:3]
     return {
         "title": "Fake headline in English",
         "hook": "Why this matters, in one short line",
@@ -65,7 +88,7 @@ def card_for(body: dict) -> dict:
         "audiences": [{"slug": "developers", "reason": "The article is about tools developers use."}],
         "takeaways": [{"text": f"Takeaway {n + 1}", "passage": s} for n, s in enumerate(pick)],
         "implications": [
-            {"prediction": "More will follow.", "reasoning": "The article says so.", "passage": pick[-1]}
+            {"prediction": "More will follow.", "reasoning": "The article says so.", "passage": sents[-1]}
         ],
         "timeline": [
             {"date": _YEAR.search(s).group(0), "text": "A dated event", "passage": s} for s in dated
@@ -73,97 +96,175 @@ def card_for(body: dict) -> dict:
     }
 
 
-def message(body: dict, fake: FakeAnthropic, *, text: str, stop_reason: str = "end_turn") -> dict:
+# ------------------------------------------------------------------------- the message
+
+
+def _system_text(system) -> str:
+    if isinstance(system, list):
+        return "".join(b.get("text", "") for b in system if isinstance(b, dict))
+    return system if isinstance(system, str) else ""
+
+
+def usage_for(body: dict, fake: FakeAnthropic, text: str) -> dict:
+    """Token counts as the API reports them: `input_tokens` is the uncached part only;
+    a cache_control'd system prompt is written the first time its text is seen, read
+    afterwards (unless it is shorter than `fake.cache_min_tokens`: then nothing is cached,
+    silently, as on the real API)."""
     system = body.get("system")
-    system_text = "".join(b.get("text", "") for b in system) if isinstance(system, list) else (system or "")
-    cached = isinstance(system, list) and any(b.get("cache_control") for b in system)
+    system_text = _system_text(system)
+    system_tokens = len(system_text) // 4
+    marked = (
+        isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system)
+    ) or bool(body.get("cache_control"))
     cache_write = cache_read = 0
-    if cached:
-        if system_text in fake.seen_systems:
-            cache_read = len(system_text) // 4
-        else:
-            cache_write = len(system_text) // 4
-            fake.seen_systems.add(system_text)
-    prompt = len(json.dumps(body.get("messages", []))) // 4
+    if marked and system_tokens >= fake.cache_min_tokens:
+        with fake.lock:
+            if system_text in fake.seen_systems:
+                cache_read = system_tokens
+            else:
+                cache_write = system_tokens
+                fake.seen_systems.add(system_text)
+    total = len(json.dumps(body, ensure_ascii=False)) // 4
     return {
-        "id": f"msg_{next(fake.counter)}",
+        "input_tokens": max(total - cache_read - cache_write, 1),
+        "output_tokens": max(len(text) // 4, 1),
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": cache_read,
+    }
+
+
+def message(body: dict, fake: FakeAnthropic, *, text: str, stop_reason: str = "end_turn", **extra) -> dict:
+    """A Messages API `Message` with one text block, for the request `body`."""
+    with fake.lock:
+        msg_id = f"msg_{next(fake.message_ids)}"
+    return {
+        "id": msg_id,
         "type": "message",
         "role": "assistant",
         "model": body.get("model", "claude-haiku-5-5"),
         "content": [{"type": "text", "text": text}],
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": prompt + (0 if cached else len(system_text) // 4),
-            "output_tokens": max(len(text) // 4, 1),
-            "cache_creation_input_tokens": cache_write,
-            "cache_read_input_tokens": cache_read,
-        },
+        "usage": usage_for(body, fake, text),
+        **extra,
     }
 
 
+# ------------------------------------------------------------------- reply constructors
+
+
 def valid_card(**overrides) -> Responder:
+    """200: a card that validates against ClaudeCard; `overrides` replace top-level keys."""
     return lambda body, fake: Reply(
         200, message(body, fake, text=json.dumps({**card_for(body), **overrides}))
     )
 
 
 def card_json(card: dict) -> Responder:
+    """200 with exactly this dict as the JSON text (for schema violations)."""
     return lambda body, fake: Reply(200, message(body, fake, text=json.dumps(card)))
 
 
 def raw_text(text: str) -> Responder:
+    """200 with exactly this text (for invalid JSON)."""
     return lambda body, fake: Reply(200, message(body, fake, text=text))
 
 
 def ungrounded() -> Responder:
+    """A valid card whose first takeaway rests on a sentence that is not in the article."""
+
     def respond(body, fake):
         card = card_for(body)
-        card["takeaways"][0]["passage"] = "A law called the Synthetic Media Act was passed in 2025."
+        card["takeaways"][0]["passage"] = UNGROUNDED_PASSAGE
         return Reply(200, message(body, fake, text=json.dumps(card)))
 
     return respond
 
 
 def refusal() -> Responder:
+    """200 with stop_reason "refusal" (and stop_details, as the API sends)."""
     return lambda body, fake: Reply(
-        200, message(body, fake, text="I can't help with that.", stop_reason="refusal")
+        200,
+        message(
+            body,
+            fake,
+            text="I can't help with that.",
+            stop_reason="refusal",
+            stop_details={"type": "refusal", "category": None, "explanation": None},
+        ),
     )
 
 
 def max_tokens() -> Responder:
+    """200 with stop_reason "max_tokens" and a truncated JSON text."""
     return lambda body, fake: Reply(
         200, message(body, fake, text='{"title": "Trunc', stop_reason="max_tokens")
     )
 
 
-def error(status: int, kind: str, msg: str = "fake error", retry_after: float | None = None) -> Responder:
+def error(
+    status: int,
+    type: str,  # the API's own name for the error kind
+    message: str = "fake error",
+    retry_after: float | None = None,
+) -> Responder:
+    """An API error: `status` with {"type": "error", "error": {"type", "message"}} and a
+    `retry-after` header when given. The SDK ignores retry-after <= 0 (it then backs off
+    0.5 s or more); pass e.g. 0.01 for a fast retry."""
     headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
     return lambda body, fake: Reply(
-        status, {"type": "error", "error": {"type": kind, "message": msg}}, headers
+        status,
+        {"type": "error", "error": {"type": type, "message": message}, "request_id": fake.next_request_id()},
+        headers,
     )
 
 
 def slow(seconds: float, then: Responder | None = None) -> Responder:
+    """Sleep `seconds` in the server thread, then answer with `then` (default valid_card())."""
+
     def respond(body, fake):
-        reply = (then or valid_card())(body, fake)
-        reply.delay = seconds
-        return reply
+        reply = fake.resolve(then or valid_card(), body)
+        return dataclasses.replace(reply, delay=seconds)
 
     return respond
 
 
+def _not_found(path: str) -> Reply:
+    return Reply(
+        404, {"type": "error", "error": {"type": "not_found_error", "message": f"Not found: {path}"}}
+    )
+
+
+# ----------------------------------------------------------------------------- server
+
+
 class FakeAnthropic:
+    """The fake API, as a context manager. Knobs and records:
+
+    url                     base_url for the SDK, "http://127.0.0.1:PORT"
+    requests                every request: {"method", "path", "headers", "body"}
+    message_requests        the POST /v1/messages ones
+    queue(*responders)      answers for the next calls, in order (batch results use it too)
+    default                 answer when the queue is empty (valid_card())
+    batch_polls_before_end  GETs of a batch that still say "in_progress" (1)
+    batch_errors            {custom_id: "canceled" | "expired" | message}: that result
+                            instead of "succeeded" (anything else: "errored" with it as message)
+    cache_min_tokens        below this many system tokens nothing is cached (0)
+    """
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.requests: list[dict] = []
         self.replies: list[Responder] = []
         self.default: Responder = valid_card()
         self.seen_systems: set[str] = set()
-        self.counter = itertools.count(1)
+        self.cache_min_tokens = 0
         self.batches: dict[str, dict] = {}
         self.batch_polls_before_end = 1
         self.batch_errors: dict[str, str] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.message_ids = itertools.count(1)
+        self.batch_ids = itertools.count(1)
+        self.request_ids = itertools.count(1)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -174,54 +275,63 @@ class FakeAnthropic:
                     time.sleep(reply.delay)
                 data = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
                 payload = data.encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", reply.headers.get("content-type", "application/json"))
-                self.send_header("request-id", f"req_{next(fake.counter)}")
-                for key, value in reply.headers.items():
-                    if key != "content-type":
+                headers = {k.lower(): v for k, v in reply.headers.items()}
+                headers.setdefault("content-type", "application/json")
+                headers.setdefault("request-id", fake.next_request_id())
+                headers["content-length"] = str(len(payload))
+                with contextlib.suppress(OSError):  # the client may have timed out and gone
+                    self.send_response(reply.status)
+                    for key, value in headers.items():
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(OSError):
+                    self.end_headers()
                     self.wfile.write(payload)
 
-            def _record(self, body):
-                fake.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": dict(self.headers.items()),
-                        "body": body,
-                    }
-                )
+            def _record(self, body) -> None:
+                with fake.lock:
+                    fake.requests.append(
+                        {
+                            "method": self.command,
+                            "path": self.path,
+                            "headers": dict(self.headers.items()),
+                            "body": body,
+                        }
+                    )
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = None
                 self._record(body)
                 path = self.path.split("?")[0]
-                if path == "/v1/messages":
-                    with fake.lock:
-                        responder = fake.replies.pop(0) if fake.replies else fake.default
-                    self._send(responder(body, fake))
+                if not isinstance(body, dict):
+                    error_body = {
+                        "type": "invalid_request_error",
+                        "message": "The body is not a JSON object.",
+                    }
+                    self._send(Reply(400, {"type": "error", "error": error_body}))
+                elif path == "/v1/messages":
+                    self._send(fake.resolve(fake.next_responder(), body))
                 elif path == "/v1/messages/batches":
-                    self._send(Reply(200, fake.create_batch(body["requests"])))
+                    self._send(Reply(200, fake.create_batch(body.get("requests") or [])))
                 else:
-                    self._send(
-                        Reply(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
-                    )
+                    self._send(_not_found(path))
 
             def do_GET(self):  # noqa: N802
                 self._record(None)
                 path = self.path.split("?")[0]
                 match = re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", path)
                 if not match or match.group(1) not in fake.batches:
-                    self._send(
-                        Reply(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
-                    )
+                    self._send(_not_found(path))
                 elif match.group(2):
-                    lines = "\n".join(json.dumps(r) for r in fake.batch_results(match.group(1))) + "\n"
-                    self._send(Reply(200, lines, {"content-type": "application/binary"}))
+                    results = fake.batch_results(match.group(1))
+                    if results is None:
+                        self._send(_not_found(path))
+                    else:
+                        lines = "".join(json.dumps(r) + "\n" for r in results)
+                        self._send(Reply(200, lines, {"content-type": "application/binary"}))
                 else:
                     self._send(Reply(200, fake.batch_status(match.group(1))))
 
@@ -229,83 +339,123 @@ class FakeAnthropic:
                 pass
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://{host}:{self.httpd.server_address[1]}"
+        self.httpd.daemon_threads = True  # a slow() answer never holds up shutdown
+        self.host, self.port = self.httpd.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
+    # replies
     def queue(self, *responders: Responder) -> None:
-        self.replies.extend(responders)
+        with self.lock:
+            self.replies.extend(responders)
+
+    def next_responder(self) -> Responder:
+        with self.lock:
+            return self.replies.pop(0) if self.replies else self.default
+
+    def resolve(self, responder: Responder, body: dict) -> Reply:
+        """The Reply a responder gives for this request body."""
+        if isinstance(responder, Reply):
+            return responder
+        try:
+            takes_fake = len(inspect.signature(responder).parameters) >= 2
+        except (TypeError, ValueError):
+            takes_fake = True
+        return responder(body, self) if takes_fake else responder(body)
+
+    def next_request_id(self) -> str:
+        with self.lock:
+            return f"req_{next(self.request_ids)}"
 
     @property
     def message_requests(self) -> list[dict]:
-        return [
-            r
-            for r in self.requests
-            if r["path"].startswith("/v1/messages")
-            and r["method"] == "POST"
-            and r["path"].split("?")[0] == "/v1/messages"
-        ]
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if r["method"] == "POST" and r["path"].split("?")[0] == "/v1/messages"
+            ]
 
     # Message Batches
     def create_batch(self, requests: list[dict]) -> dict:
-        batch_id = f"msgbatch_{next(self.counter)}"
-        self.batches[batch_id] = {"requests": requests, "polls": 0, "created": datetime.now(UTC)}
-        return self._batch_object(batch_id, ended=False)
+        with self.lock:
+            batch_id = f"msgbatch_{next(self.batch_ids)}"
+            self.batches[batch_id] = {
+                "requests": requests,
+                "polls": 0,
+                "created": datetime.now(UTC),
+                "ended": None,
+            }
+        return self._batch_object(batch_id)
 
     def batch_status(self, batch_id: str) -> dict:
-        batch = self.batches[batch_id]
-        batch["polls"] += 1
-        return self._batch_object(batch_id, ended=batch["polls"] > self.batch_polls_before_end)
+        with self.lock:
+            batch = self.batches[batch_id]
+            batch["polls"] += 1
+            if batch["ended"] is None and batch["polls"] > self.batch_polls_before_end:
+                batch["ended"] = datetime.now(UTC)
+        return self._batch_object(batch_id)
 
-    def _batch_object(self, batch_id: str, *, ended: bool) -> dict:
+    def _result_type(self, custom_id: str) -> str:
+        if custom_id not in self.batch_errors:
+            return "succeeded"
+        return (
+            self.batch_errors[custom_id]
+            if self.batch_errors[custom_id] in ("canceled", "expired")
+            else "errored"
+        )
+
+    def _batch_object(self, batch_id: str) -> dict:
         batch = self.batches[batch_id]
-        n = len(batch["requests"])
-        errored = sum(1 for r in batch["requests"] if r["custom_id"] in self.batch_errors)
+        ended = batch["ended"]
+        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        for request in batch["requests"]:
+            counts[self._result_type(request["custom_id"]) if ended else "processing"] += 1
         created = batch["created"]
         return {
             "id": batch_id,
             "type": "message_batch",
             "processing_status": "ended" if ended else "in_progress",
-            "request_counts": {
-                "processing": 0 if ended else n,
-                "succeeded": n - errored if ended else 0,
-                "errored": errored if ended else 0,
-                "canceled": 0,
-                "expired": 0,
-            },
+            "request_counts": counts,
             "created_at": created.isoformat(),
             "expires_at": (created + timedelta(days=1)).isoformat(),
-            "ended_at": datetime.now(UTC).isoformat() if ended else None,
+            "ended_at": ended.isoformat() if ended else None,
             "archived_at": None,
             "cancel_initiated_at": None,
             "results_url": f"{self.url}/v1/messages/batches/{batch_id}/results" if ended else None,
         }
 
-    def batch_results(self, batch_id: str) -> list[dict]:
+    def batch_results(self, batch_id: str) -> list[dict] | None:
+        """One line per request, in REVERSE order of submission; None before it ended.
+        Each succeeded request consumes a queued responder like a /v1/messages call; a
+        responder answering with an error status yields an "errored" result."""
+        batch = self.batches[batch_id]
+        if batch["ended"] is None:
+            return None
         results = []
-        for request in reversed(self.batches[batch_id]["requests"]):
+        for request in reversed(batch["requests"]):
             custom_id = request["custom_id"]
-            if custom_id in self.batch_errors:
-                results.append(
-                    {
-                        "custom_id": custom_id,
-                        "result": {
-                            "type": "errored",
-                            "error": {
-                                "type": "error",
-                                "error": {
-                                    "type": "invalid_request_error",
-                                    "message": self.batch_errors[custom_id],
-                                },
-                            },
-                        },
-                    }
-                )
-                continue
-            with self.lock:
-                responder = self.replies.pop(0) if self.replies else self.default
-            reply = responder(request["params"], self)
-            results.append({"custom_id": custom_id, "result": {"type": "succeeded", "message": reply.body}})
+            kind = self._result_type(custom_id)
+            if kind in ("canceled", "expired"):
+                result = {"type": kind}
+            elif kind == "errored":
+                text = self.batch_errors[custom_id]
+                text = "fake error" if text == "errored" else text
+                result = {
+                    "type": "errored",
+                    "error": {"type": "error", "error": {"type": "invalid_request_error", "message": text}},
+                }
+            else:
+                reply = self.resolve(self.next_responder(), request["params"])
+                if reply.status == 200 and isinstance(reply.body, dict):
+                    reply.body["usage"]["service_tier"] = "batch"
+                    result = {"type": "succeeded", "message": reply.body}
+                elif isinstance(reply.body, dict) and reply.body.get("type") == "error":
+                    result = {"type": "errored", "error": reply.body}
+                else:
+                    error_body = {"type": "api_error", "message": f"status {reply.status}"}
+                    result = {"type": "errored", "error": {"type": "error", "error": error_body}}
+            results.append({"custom_id": custom_id, "result": result})
         return results
 
     def __enter__(self) -> FakeAnthropic:

@@ -63,7 +63,10 @@ def time_limit(seconds: float):
         yield
         return
 
+    expired = []
+
     def on_alarm(signum, frame):
+        expired.append(True)
         raise ExtractionError(f"extraction took longer than {seconds:g} seconds")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
@@ -73,6 +76,8 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if expired:  # trafilatura swallowed the interruption somewhere inside: still too slow
+        raise ExtractionError(f"extraction took longer than {seconds:g} seconds")
 
 
 def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None = None) -> Extraction:

@@ -13,7 +13,8 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Iterable, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -67,11 +68,71 @@ def is_public_address(ip: str, allowed: Iterable[str] = ()) -> bool:
     return addr.is_global and not addr.is_multicast
 
 
-class GuardedBackend(httpcore.SyncBackend):
-    """Resolve the host ourselves, check every address, connect to a checked one."""
+class DeadlinePassed(httpcore.ReadTimeout):
+    """The total deadline ran out during a connect, read or write."""
 
-    def __init__(self, allowed_networks: Iterable[str]):
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write waits no longer than the time left.
+
+    httpx's timeouts apply to each operation; without this, a server that sends one
+    byte of its headers (or body) a second could hold a fetch open indefinitely."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float | None):
+        self.stream = stream
+        self.deadline = deadline
+
+    def _clamp(self, timeout: float | None) -> tuple[float | None, bool]:
+        if self.deadline is None:
+            return timeout, False
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlinePassed("the total deadline passed")
+        if timeout is None or left < timeout:
+            return left, True
+        return timeout, False
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        timeout, clamped = self._clamp(timeout)
+        try:
+            return self.stream.read(max_bytes, timeout)
+        except httpcore.ReadTimeout as exc:
+            if clamped:
+                raise DeadlinePassed("the total deadline passed") from exc
+            raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        timeout, clamped = self._clamp(timeout)
+        try:
+            self.stream.write(buffer, timeout)
+        except httpcore.WriteTimeout as exc:
+            if clamped:
+                raise DeadlinePassed("the total deadline passed") from exc
+            raise
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        timeout, clamped = self._clamp(timeout)
+        try:
+            return DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, timeout), self.deadline)
+        except httpcore.ConnectTimeout as exc:
+            if clamped:
+                raise DeadlinePassed("the total deadline passed") from exc
+            raise
+
+    def get_extra_info(self, info: str):
+        return self.stream.get_extra_info(info)
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """Resolve the host ourselves, check every address, connect to a checked one, and
+    hold every connection to the total deadline (a monotonic time), if there is one."""
+
+    def __init__(self, allowed_networks: Iterable[str], deadline: float | None = None):
         self.allowed = list(allowed_networks)
+        self.deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         try:
@@ -89,23 +150,69 @@ class GuardedBackend(httpcore.SyncBackend):
             addresses.append(ip)
         last_error: Exception | None = None
         for ip in dict.fromkeys(addresses):
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise DeadlinePassed("the total deadline passed")
+                timeout = left if timeout is None else min(timeout, left)
             try:
-                return super().connect_tcp(ip, port, timeout, local_address, socket_options)
+                stream = super().connect_tcp(ip, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
                 last_error = exc
+            else:
+                return DeadlineStream(stream, self.deadline)
         raise httpcore.ConnectError(f"cannot connect to {host}: {last_error}")
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, *, allowed_networks: Iterable[str], **kwargs):
+    def __init__(self, *, allowed_networks: Iterable[str], deadline: float | None = None, **kwargs):
         super().__init__(**kwargs)
         # httpx has no public hook for the network backend; swap the pool for one
         # that connects only through the guarded backend.
         self._pool = httpcore.ConnectionPool(
             ssl_context=self._pool._ssl_context,
             max_connections=10,
-            network_backend=GuardedBackend(allowed_networks),
+            network_backend=GuardedBackend(allowed_networks, deadline),
         )
+
+
+_STEP = 64 * 1024  # the most a decompressor may produce from one call
+
+
+def _inflate(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """Decompress gzip or deflate at most _STEP bytes at a time, so a bomb is caught by
+    the size cap before it is inflated (httpx's own decoders inflate each network read
+    whole: ~10 KB of gzip becomes 10 MB in one call)."""
+    wbits = zlib.MAX_WBITS | 16 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    decompressor = zlib.decompressobj(wbits)
+    first = True
+    for data in chunks:
+        while data:
+            try:
+                out = decompressor.decompress(data, _STEP)
+            except zlib.error:
+                if not (first and encoding == "deflate"):
+                    raise
+                # "deflate" is often sent raw, without the zlib wrapper.
+                decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+                out = decompressor.decompress(data, _STEP)
+            first = False
+            data = decompressor.unconsumed_tail
+            if out:
+                yield out
+    while out := decompressor.decompress(b"", _STEP):
+        yield out
+
+
+def _decoded(response: httpx.Response) -> Iterator[bytes]:
+    """The body, with gzip and deflate undone in bounded steps (other encodings, which
+    httpx would not decode either without extra packages, pass through as sent)."""
+    chunks: Iterable[bytes] = response.iter_raw()
+    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
+    for coding in reversed([c for c in codings if c and c != "identity"]):
+        if coding in ("gzip", "x-gzip", "deflate"):
+            chunks = _inflate(chunks, coding)
+    return iter(chunks)
 
 
 def _check_url(url: str) -> None:
@@ -142,41 +249,58 @@ def fetch(
         **(headers or {}),
     }
     client = httpx.Client(
-        transport=GuardedTransport(allowed_networks=allowed, retries=0),
+        transport=GuardedTransport(allowed_networks=allowed, deadline=deadline, retries=0),
         timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-        follow_redirects=True,
-        max_redirects=max_redirects,
+        follow_redirects=False,  # followed below, hop by hop, without reading their bodies
         trust_env=False,
         headers=request_headers,
     )
+    late = f"timed out: the server did not finish sending within {total_timeout:g} seconds"
+    redirects: list[str] = []
     try:
-        with client, client.stream("GET", url) as response:
-            redirects = [str(r.url) for r in response.history]
-            length = response.headers.get("content-length", "")
-            if length.isdigit() and int(length) > max_bytes:
-                raise TooLarge(f"the response is {int(length):,} bytes, over the {max_bytes:,} byte cap")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes or response.num_bytes_downloaded > max_bytes:
-                    raise TooLarge(f"the response grew past the {max_bytes:,} byte cap")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"the server did not finish sending within {total_timeout:g} seconds")
-                chunks.append(chunk)
-            return FetchResult(
-                url=str(response.url),
-                status=response.status_code,
-                headers={k.lower(): v for k, v in response.headers.items()},
-                content=b"".join(chunks),
-                elapsed=time.monotonic() - started,
-                redirects=redirects,
-            )
+        with client:
+            request = client.build_request("GET", url)
+            while True:
+                response = client.send(request, stream=True)
+                if response.next_request is None:
+                    break
+                # httpx would read a redirect's body whole, with no cap and no deadline;
+                # nobody needs it, so hang up on it (it may be endless) and go on.
+                response.close()
+                if len(redirects) >= max_redirects:
+                    raise FetchError(f"more than {max_redirects} redirects (a redirect loop?)")
+                redirects.append(str(response.url))
+                request = response.next_request
+            try:
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and int(length) > max_bytes:
+                    raise TooLarge(f"the response is {int(length):,} bytes, over the {max_bytes:,} byte cap")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in _decoded(response):
+                    size += len(chunk)
+                    if size > max_bytes or response.num_bytes_downloaded > max_bytes:
+                        raise TooLarge(f"the response grew past the {max_bytes:,} byte cap")
+                    if time.monotonic() > deadline:
+                        raise FetchError(late)
+                    chunks.append(chunk)
+                return FetchResult(
+                    url=str(response.url),
+                    status=response.status_code,
+                    headers={k.lower(): v for k, v in response.headers.items()},
+                    content=b"".join(chunks),
+                    elapsed=time.monotonic() - started,
+                    redirects=redirects,
+                )
+            finally:
+                response.close()
     except FetchError:
         raise
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(f"more than {max_redirects} redirects (a redirect loop?)") from exc
+    except zlib.error as exc:
+        raise FetchError(f"the response could not be decompressed: {exc}") from exc
     except httpx.TimeoutException as exc:
+        if isinstance(exc.__cause__, DeadlinePassed):
+            raise FetchError(late) from exc
         raise FetchError(f"timed out after {time.monotonic() - started:.0f} seconds") from exc
     except httpx.UnsupportedProtocol as exc:
         raise FetchError(f"redirected to an unsupported URL: {exc}") from exc
