@@ -3,7 +3,7 @@ their text (each carrying its passage), duplicates merged, oldest first."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aggregator.models import Article, Story
 from enrichment.grounding import normalize
@@ -16,6 +16,7 @@ class Entry:
     passage: str = ""
     article_id: int | None = None
     source_name: str = ""
+    also: list[str] = field(default_factory=list)
 
 
 def story_timeline(story: Story, *, limit: int = 30) -> list[Entry]:
@@ -36,9 +37,19 @@ def story_timeline(story: Story, *, limit: int = 30) -> list[Entry]:
         for item in insight.timeline if insight else []:
             if item.get("article_id") or not item.get("passage") or item.get("supported") is False:
                 continue
-            key = (item["date"], normalize(item["text"])[:80])
-            # Two publishers dating the same event: keep one entry, the first reported.
-            if any(k[0] == item["date"] and _same_event(k[1], key[1]) for k in entries):
+            # Within one story, two publishers giving the same day describe the same event:
+            # keep the first report and name the others. Vaguer dates merge on their words.
+            key = (
+                (item["date"], "")
+                if len(item["date"]) == 10
+                else (item["date"], normalize(item["text"])[:80])
+            )
+            same = entries.get(key) or next(
+                (e for k, e in entries.items() if k[0] == item["date"] and _same_event(k[1], key[1])), None
+            )
+            if same is not None:
+                if article.source.name not in (same.source_name, *same.also):
+                    same.also.append(article.source.name)
                 continue
             entries[key] = Entry(
                 date=item["date"], text=item["text"], passage=item["passage"], source_name=article.source.name
@@ -47,7 +58,7 @@ def story_timeline(story: Story, *, limit: int = 30) -> list[Entry]:
 
 
 def _same_event(a: str, b: str) -> bool:
-    if a.startswith("article:") or b.startswith("article:"):
+    if not a or not b or a.startswith("article:") or b.startswith("article:"):
         return False
     words_a, words_b = set(a.split()), set(b.split())
     return len(words_a & words_b) / (min(len(words_a), len(words_b)) or 1) >= 0.5

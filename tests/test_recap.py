@@ -84,3 +84,15 @@ def test_build_recap_command(demo):
     year, week = busy_week()
     call_command("build_recap", "--year", str(year), "--week", str(week), stdout=out)
     assert "stories in" in out.getvalue()
+
+
+def test_the_story_timeline_merges_what_publishers_report_for_the_same_day(demo):
+    from enrichment.timeline import story_timeline
+
+    story = Story.objects.order_by("-publisher_count").first()
+    entries = story_timeline(story)
+    dated = [e.date for e in entries if e.article_id is None and len(e.date) == 10]
+    assert len(dated) == len(set(dated))
+    assert [e.date for e in entries] == sorted(e.date for e in entries)
+    assert any(e.also for e in entries if e.article_id is None), "several publishers dated the same event"
+    assert all(e.passage for e in entries if e.article_id is None)
