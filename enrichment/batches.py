@@ -11,7 +11,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from aggregator.models import Article
-from enrichment.backends.claude import ClaudeError, Usage, card_from_response, make_client, request_params
+from enrichment.backends.claude import (
+    ClaudeError,
+    Usage,
+    card_from_response,
+    make_client,
+    output_config,
+    request_params,
+)
 from enrichment.models import Insight
 from enrichment.service import record_call, source_text, store, usage_fields
 
@@ -39,7 +46,13 @@ def submit_batch(*, client=None, article_ids: list[int] | None = None) -> str | 
     if not ids:
         return None
     articles = Article.objects.filter(pk__in=ids).select_related("source", "category")
-    requests = [{"custom_id": custom_id(a.pk), "params": request_params(source_text(a))} for a in articles]
+    requests = [
+        {
+            "custom_id": custom_id(a.pk),
+            "params": {**request_params(source_text(a)), "output_config": output_config()},
+        }
+        for a in articles
+    ]
     client = client or make_client()
     batch = client.messages.batches.create(requests=requests)
     Insight.objects.filter(article_id__in=ids).update(claude_status=Claude.BATCHED, batch_id=batch.id)

@@ -208,6 +208,10 @@ def test_a_backlog_goes_through_the_batches_api_at_half_price(fake, settings):
     fake.batch_errors = {f"article-{articles[1].pk}": "bad request"}
     assert "submitted msgbatch_" in run_batches()
     assert Insight.objects.filter(claude_status=Claude.BATCHED).count() == 3
+    created = next(r["body"] for r in fake.requests if r["path"] == "/v1/messages/batches")
+    params = created["requests"][0]["params"]
+    assert params["output_config"]["format"]["type"] == "json_schema"  # the same request as a single call
+    assert params["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert "wrote 0 cards" in run_batches()  # still in progress
     assert "wrote 2 cards" in run_batches()
     done = Insight.objects.get(article=articles[0])
