@@ -126,3 +126,37 @@ def test_an_article_without_a_date_or_text_gets_a_story_of_its_own():
     article = Article.objects.create(source=source, guid="x", url="http://127.0.0.1:9/x", title="", text="")
     story = assign_story(article.pk)
     assert story is not None and story.article_count == 1
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_workers_clustering_one_event_at_once_make_one_story():
+    """The advisory lock serializes clustering on PostgreSQL (SQLite serializes every
+    writer anyway, and its in-memory test database cannot be shared by threads)."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent clustering is exercised on PostgreSQL (CI's second run)")
+    items = [i for i in labelled_set() if i["story"] == "stratus-outage"][:2]
+    made = load(items)
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def work(article_id):
+        try:
+            barrier.wait()
+            assign_story(article_id)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(a.pk,)) for a in made.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    stories = set(Article.objects.filter(pk__in=[a.pk for a in made.values()]).values_list("story_id", flat=True))
+    assert len(stories) == 1 and None not in stories
