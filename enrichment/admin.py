@@ -3,12 +3,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Sum
+from django.shortcuts import redirect
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 
 from aggregator.tasks import enqueue
 from enrichment.models import ApiCall, Correction, Insight, WeeklyRecap
-from enrichment.recap import build_recap
+from enrichment.recap import build_recap, last_week
 
 
 def reenrich(modeladmin, request, article_ids: list[int]) -> None:
@@ -252,7 +254,29 @@ class WeeklyRecapAdmin(admin.ModelAdmin):
         "generated_at",
         "published_at",
     ]
-    actions = ["publish", "unpublish", "rebuild", "build_this_week"]
+    actions = ["publish", "unpublish", "rebuild"]
+    change_list_template = "admin/enrichment/weeklyrecap/change_list.html"
+
+    def get_urls(self):
+        build = path(
+            "build/", self.admin_site.admin_view(self.build_view), name="enrichment_weeklyrecap_build"
+        )
+        return [build, *super().get_urls()]
+
+    def build_view(self, request):
+        """POST: build (or rebuild) the draft of this week, or of last week with ?week=last."""
+        if request.method != "POST" or not self.has_add_permission(request):
+            return redirect("admin:enrichment_weeklyrecap_changelist")
+        if request.POST.get("week") == "last":
+            year, week = last_week()
+        else:
+            year, week, _ = timezone.localdate().isocalendar()
+        recap = build_recap(year, week)
+        self.log_change(request, recap, "Draft built")
+        self.message_user(
+            request, f"{recap.title}: {recap.status}. Review it, then publish.", messages.SUCCESS
+        )
+        return redirect("admin:enrichment_weeklyrecap_change", recap.pk)
 
     @admin.display(description="page")
     def preview(self, obj: WeeklyRecap) -> str:
@@ -282,9 +306,3 @@ class WeeklyRecapAdmin(admin.ModelAdmin):
         for recap in queryset.filter(status=WeeklyRecap.Status.DRAFT):
             build_recap(recap.iso_year, recap.iso_week)
         self.message_user(request, "Drafts rebuilt (published recaps are left as they are).")
-
-    @admin.action(description="Build a draft for the current week")
-    def build_this_week(self, request, queryset):
-        year, week, _ = timezone.localdate().isocalendar()
-        recap = build_recap(year, week)
-        self.message_user(request, f"{recap.title}: {recap.status}.", messages.SUCCESS)

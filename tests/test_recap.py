@@ -96,3 +96,14 @@ def test_the_story_timeline_merges_what_publishers_report_for_the_same_day(demo)
     assert [e.date for e in entries] == sorted(e.date for e in entries)
     assert any(e.also for e in entries if e.article_id is None), "several publishers dated the same event"
     assert all(e.passage for e in entries if e.article_id is None)
+
+
+def test_editors_build_a_draft_on_demand_from_the_admin(admin_client, demo):
+    html = admin_client.get("/admin/enrichment/weeklyrecap/").content.decode()
+    assert "Build this week&#x27;s draft" in html or "Build this week's draft" in html
+    response = admin_client.post("/admin/enrichment/weeklyrecap/build/", {"week": "last"})
+    recap = WeeklyRecap.objects.get()
+    assert response.status_code == 302 and response.url.endswith(f"/{recap.pk}/change/")
+    assert recap.status == "draft"
+    admin_client.post("/admin/enrichment/weeklyrecap/build/", {"week": "last"})
+    assert WeeklyRecap.objects.count() == 1
