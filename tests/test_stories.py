@@ -158,5 +158,7 @@ def test_two_workers_clustering_one_event_at_once_make_one_story():
     for t in threads:
         t.join(30)
     assert errors == []
-    stories = set(Article.objects.filter(pk__in=[a.pk for a in made.values()]).values_list("story_id", flat=True))
+    stories = set(
+        Article.objects.filter(pk__in=[a.pk for a in made.values()]).values_list("story_id", flat=True)
+    )
     assert len(stories) == 1 and None not in stories
