@@ -1,52 +1,219 @@
-"""The editors' desk: what is broken or waiting, at a glance."""
+"""The editors' desk: what is broken or waiting, at a glance.
+
+`desk()` is the one place the desk's content comes from: a list of panels, each a
+title, a headline figure and a few lines. To put something new on the desk, write a
+function returning a `Panel` and add it to `PANELS`; the template shows every panel the
+same way (templates/desk/desk.html), so no template change is needed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db.models import Max, Sum
+from django.conf import settings
+from django.db.models import Count, Max, Sum
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 from django_q.brokers import get_broker
 from django_q.models import Failure
 
 from aggregator.models import Article, Source
 from enrichment.models import ApiCall, Insight
 
+logger = logging.getLogger(__name__)
+
+OK, WARN, BAD = "ok", "warn", "bad"
+
 
 @dataclass
-class Desk:
-    failing_sources: list[Source]
-    to_review: list[Insight]
-    to_review_count: int
-    spend_today: float
-    spend_month: float
-    queue_depth: int | None
-    failed_tasks: int
-    recent_failures: list[Failure]
-    last_success: object
-    waiting_articles: int
+class Line:
+    """One row of a panel: a label, its value, an optional detail and link."""
+
+    label: str
+    value: str = ""
+    detail: str = ""
+    url: str = ""
+    tone: str = ""
 
 
-def desk() -> Desk:
-    now = timezone.localtime()
+@dataclass
+class Panel:
+    key: str
+    title: str
+    summary: str
+    tone: str = OK
+    lines: list[Line] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (label, url)
+
+
+def _ago(when: datetime | None, now: datetime) -> str:
+    return f"{timesince(when, now)} ago" if when else "never"
+
+
+def failing_sources(now: datetime) -> Panel:
+    failing = list(Source.objects.failing().order_by("-consecutive_failures", "name")[:20])
+    total = Source.objects.failing().count()
+    last_success = Source.objects.aggregate(last=Max("last_success_at"))["last"]
+    lines = [
+        Line(
+            label=s.name,
+            value=f"failed {s.consecutive_failures}× in a row",
+            detail=s.last_error[:300],
+            url=reverse("admin:aggregator_source_change", args=[s.pk]),
+            tone=BAD if s.consecutive_failures >= 3 else WARN,
+        )
+        for s in failing
+    ]
+    lines.append(Line(label="Last successful poll", value=_ago(last_success, now)))
+    return Panel(
+        key="sources",
+        title="Failing sources",
+        summary=f"{total} failing" if total else "All sources healthy",
+        tone=BAD if total else OK,
+        lines=lines,
+        links=[
+            ("Sources", reverse("admin:aggregator_source_changelist")),
+            ("Add a source", reverse("admin:aggregator_source_add_from_site")),
+        ],
+    )
+
+
+def cards_to_review(now: datetime) -> Panel:
+    waiting = Insight.objects.filter(reviewed_at__isnull=True, article__is_hidden=False)
+    count = waiting.count()
+    dropped = Insight.objects.filter(unsupported_claims__gt=0, reviewed_at__isnull=True).count()
+    lines = [
+        Line(
+            label=i.article.title[:140],
+            value=f"{i.article.source.name} · {i.backend}",
+            detail=(
+                f"{i.unsupported_claims} claim{'s' if i.unsupported_claims != 1 else ''} dropped by grounding"
+                if i.unsupported_claims
+                else ""
+            ),
+            url=reverse("admin:enrichment_insight_change", args=[i.pk]),
+            tone=WARN if i.unsupported_claims else "",
+        )
+        for i in waiting.select_related("article__source").order_by("-unsupported_claims", "-generated_at")[
+            :10
+        ]
+    ]
+    return Panel(
+        key="review",
+        title="Cards waiting for review",
+        summary=f"{count} to review" + (f", {dropped} with dropped claims" if dropped else ""),
+        tone=WARN if count else OK,
+        lines=lines,
+        links=[("All cards", reverse("admin:enrichment_insight_changelist") + "?reviewed=no")],
+    )
+
+
+def spend(now: datetime) -> Panel:
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     month = day.replace(day=1)
-    unreviewed = Insight.objects.filter(reviewed_at__isnull=True, article__is_hidden=False)
+    today = float(ApiCall.objects.filter(created_at__gte=day).aggregate(s=Sum("cost_usd"))["s"] or 0)
+    this_month = float(ApiCall.objects.filter(created_at__gte=month).aggregate(s=Sum("cost_usd"))["s"] or 0)
+    budget = float(settings.CLAUDE_DAILY_BUDGET)
+    share = today / budget if budget else 0
+    return Panel(
+        key="spend",
+        title="Enrichment spend",
+        summary=f"${today:.4f} today",
+        tone=BAD if share >= 1 else WARN if share >= 0.8 else OK,
+        lines=[
+            Line(label="Today", value=f"${today:.4f} of ${budget:g} daily budget"),
+            Line(label="This month", value=f"${this_month:.4f}"),
+        ],
+        links=[("API calls", reverse("admin:enrichment_apicall_changelist"))],
+    )
+
+
+def api_state(now: datetime) -> Panel:
+    configured = settings.ENRICHMENT_BACKEND == "claude" and bool(settings.ANTHROPIC_API_KEY)
+    last = ApiCall.objects.order_by("-created_at").first()
+    since = now - timezone.timedelta(hours=24)
+    outcomes = dict(
+        ApiCall.objects.filter(created_at__gte=since)
+        .values_list("outcome")
+        .annotate(n=Count("id"))
+        .values_list("outcome", "n")
+    )
+    failed = sum(n for outcome, n in outcomes.items() if outcome != "ok")
+    lines = [
+        Line(
+            label="Backend",
+            value=f"Claude ({settings.CLAUDE_MODEL})" if configured else "extractive only (offline)",
+            detail=""
+            if configured
+            else "Set ANTHROPIC_API_KEY and ENRICHMENT_BACKEND=claude for Claude cards.",
+        ),
+        Line(label="Last call", value=f"{last.outcome}, {_ago(last.created_at, now)}" if last else "none"),
+        Line(
+            label="Last 24 hours",
+            value=", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no calls",
+            tone=WARN if failed else "",
+        ),
+    ]
+    if last and last.outcome != "ok" and last.error:
+        lines.append(Line(label="Last error", value="", detail=last.error[:300], tone=BAD))
+    return Panel(
+        key="api",
+        title="Claude API",
+        summary=("configured" if configured else "not configured")
+        + (f", {failed} failed calls today" if failed else ""),
+        tone=WARN if failed else OK,
+        lines=lines,
+    )
+
+
+def backlog(now: datetime) -> Panel:
+    states = dict(
+        Article.objects.exclude(state=Article.State.ENRICHED)
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
     try:
         depth = get_broker().queue_size()
-    except Exception:  # a broker that is down must not take the admin with it
+    except Exception:  # a broker that is down must not take the desk with it
+        logger.warning("the desk could not read the broker's queue size", exc_info=True)
         depth = None
-    return Desk(
-        failing_sources=list(Source.objects.failing().order_by("-consecutive_failures")[:20]),
-        to_review=list(unreviewed.select_related("article__source").order_by("-generated_at")[:10]),
-        to_review_count=unreviewed.count(),
-        spend_today=float(ApiCall.objects.filter(created_at__gte=day).aggregate(s=Sum("cost_usd"))["s"] or 0),
-        spend_month=float(
-            ApiCall.objects.filter(created_at__gte=month).aggregate(s=Sum("cost_usd"))["s"] or 0
-        ),
-        queue_depth=depth,
-        failed_tasks=Failure.objects.count(),
-        recent_failures=list(Failure.objects.order_by("-stopped")[:5]),
-        last_success=Source.objects.aggregate(last=Max("last_success_at"))["last"],
-        waiting_articles=Article.objects.exclude(state=Article.State.ENRICHED).count(),
+    failed_tasks = Failure.objects.count()
+    queued = Insight.objects.filter(claude_status=Insight.Claude.QUEUED).count()
+    lines = [
+        Line(label=label, value=str(states.get(value, 0)))
+        for value, label in Article.State.choices
+        if value != Article.State.ENRICHED
+    ]
+    lines.append(Line(label="Queued for a Claude batch", value=str(queued)))
+    lines.append(
+        Line(
+            label="Task queue",
+            value="broker unreachable" if depth is None else f"{depth} waiting",
+            tone=BAD if depth is None else "",
+        )
     )
+    for f in Failure.objects.order_by("-stopped")[:5]:
+        lines.append(Line(label=f"Failed: {f.func}", detail=str(f.result)[:200], tone=BAD))
+    waiting = sum(states.values())
+    return Panel(
+        key="backlog",
+        title="Backlog",
+        summary=f"{waiting} articles in the pipeline"
+        + (f", {failed_tasks} failed tasks" if failed_tasks else ""),
+        tone=BAD if depth is None or failed_tasks else WARN if waiting else OK,
+        lines=lines,
+        links=[("Failed tasks", reverse("admin:django_q_failure_changelist"))],
+    )
+
+
+PANELS: list[Callable[[datetime], Panel]] = [failing_sources, cards_to_review, spend, api_state, backlog]
+
+
+def desk(*, now: datetime | None = None) -> list[Panel]:
+    now = timezone.localtime(now)
+    return [panel(now) for panel in PANELS]

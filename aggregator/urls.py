@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
 from django.urls import path
 
-from aggregator import feeds, views
+from aggregator import desk_views, feeds, views
 from aggregator.sitemaps import SITEMAPS
 
 admin.site.site_header = "Newsdesk editors"
@@ -28,5 +28,6 @@ urlpatterns = [
     path("feeds/recap/atom/", feeds.AtomRecapFeed(), name="feed-recap-atom"),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
+    path("admin/desk/", desk_views.desk_page, name="desk"),
     path("admin/", admin.site.urls),
 ]

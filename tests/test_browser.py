@@ -180,3 +180,43 @@ def test_an_editor_curates_from_the_admin(live_server, browser, server):
     expect(reader.get_by_text("hook changed").first).to_be_visible()
     reader.goto(live_server.url + recap.get_absolute_url())
     expect(reader.get_by_text("What mattered.").first).to_be_visible()
+
+
+def headings_fit(page) -> list[str]:
+    """Headings that overflow their box or wrap one letter per line."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll('h1, h2, h3, th')].filter(h => {
+            const r = h.getBoundingClientRect();
+            const letter = parseFloat(getComputedStyle(h).fontSize);
+            return h.scrollWidth > h.clientWidth + 1 || (r.width < 4 * letter && h.textContent.trim().length > 4);
+        }).map(h => h.textContent.trim())"""
+    )
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+def test_the_editors_desk_is_readable_on_a_phone_and_a_desktop(site, browser, device, tmp_path):
+    from django.contrib.auth.models import Group, User
+
+    from aggregator.models import Source
+
+    Source.objects.filter(slug="demo-rheinblick").update(
+        consecutive_failures=4, last_error="HTTP 500 Internal Server Error " + "x" * 200
+    )
+    editor = User.objects.create_user("deskeditor", password="a-long-test-password", is_staff=True)
+    editor.groups.add(Group.objects.get(name="Editors"))
+    width, height = WIDTHS[device]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(site + "/admin/login/?next=/admin/desk/")
+    page.fill("#id_username", "deskeditor")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    expect(page.get_by_role("heading", name="Editors' desk")).to_be_visible()
+    for title in ["Failing sources", "Cards waiting for review", "Enrichment spend", "Claude API", "Backlog"]:
+        expect(page.get_by_role("heading", name=title)).to_be_visible()
+    expect(page.get_by_text("HTTP 500 Internal Server Error").first).to_be_visible()
+    assert no_horizontal_scroll(page)
+    assert headings_fit(page) == []
+    assert serious_violations(page) == []
+    shots = os.environ.get("SHOTS_DIR")
+    if shots:
+        page.screenshot(path=f"{shots}/desk-{width}.png", full_page=True)

@@ -169,9 +169,11 @@ def test_the_editors_desk_shows_what_is_broken_or_waiting(editor, demo):
     Source.objects.filter(slug="demo-rheinblick").update(
         consecutive_failures=2, last_error="HTTP 500 Internal"
     )
-    html = editor.get("/admin/").content.decode()
+    assert "/admin/desk/" in editor.get("/admin/").content.decode()
+    html = editor.get("/admin/desk/").content.decode()
     assert "Editors&#x27; desk" in html or "Editors' desk" in html
     assert "HTTP 500 Internal" in html and "Cards waiting for review" in html and "today" in html
+    assert "<table" not in html
 
 
 def test_editors_cannot_touch_users_or_the_task_queue(editor):
@@ -194,3 +196,4 @@ def test_admin_is_staff_only(client, db):
     User.objects.create_user("reader", password="pw-for-tests")
     client.login(username="reader", password="pw-for-tests")
     assert client.get("/admin/").status_code == 302
+    assert client.get("/admin/desk/").status_code == 302
