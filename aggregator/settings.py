@@ -193,6 +193,8 @@ FETCH_USER_AGENT = env_str(
     "FETCH_USER_AGENT",
     f"NewsdeskBot/0.1 (+{SITE_URL}/about/; feed reader and article summarizer)",
 )
+# At most this many fetches to one host at once in a process (politeness to publishers).
+FETCH_PER_HOST = env_int("FETCH_PER_HOST", 4)
 EXTRACT_MAX_BYTES = env_int("EXTRACT_MAX_BYTES", 3 * 1024 * 1024)
 EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15)
 

@@ -339,3 +339,75 @@ def test_it_lets_allowed_networks_open_a_private_range():
     assert is_public_address("127.0.0.1", ["127.0.0.0/8"])
     assert is_public_address("::ffff:127.0.0.1", ["127.0.0.0/8"])
     assert not is_public_address("10.0.0.1", ["127.0.0.0/8"])
+
+
+# 11. One pooled client per process
+
+
+def test_it_reuses_one_connection_for_successive_fetches_to_one_host(server):
+    ports = []
+
+    def record(handler):
+        ports.append(handler.client_address[1])
+        return Reply(200, b"ok")
+
+    url = server.route("/k", record)
+    for _ in range(3):
+        assert fetch(url).content == b"ok"
+    assert len(ports) == 3 and len(set(ports)) == 1  # one TCP connection, kept alive
+
+
+def test_it_still_checks_the_address_when_a_warm_pool_holds_a_connection(server):
+    url = server.route("/f", Reply(200, b"secret"))
+    assert fetch(url, allowed_networks=["127.0.0.0/8"]).content == b"secret"
+    with pytest.raises(BlockedAddress):
+        fetch(url, allowed_networks=[])
+    assert len(server.requests) == 1
+
+
+def test_it_holds_a_reused_connection_to_the_deadline_of_the_fetch_using_it(server):
+    url = server.route("/fast", Reply(200, b"ok", {"Content-Length": "2"}))
+    assert fetch(url, total_timeout=1).content == b"ok"
+    # Same connection, slower answer: this fetch's own one-second deadline applies.
+    trickle = Stream(head(Content_Length="1000000"), b"z", count=100, interval=0.2)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="did not finish"):
+        fetch(server.route("/slow", trickle), total_timeout=1)
+    assert time.monotonic() - started < 5
+    assert fetch(url, total_timeout=1).content == b"ok"
+
+
+def test_it_keeps_cookies_of_one_fetch_away_from_the_next(server):
+    url = server.route("/c", Reply(200, b"ok", {"Set-Cookie": "session=abc; Path=/"}))
+    fetch(url)
+    fetch(url)
+    assert "Cookie" not in server.requests[1][1]
+
+
+def test_it_runs_at_most_the_configured_number_of_fetches_to_one_host_at_once(server, settings):
+    settings.FETCH_PER_HOST = 2
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+
+    def slow(handler):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return Reply(200, b"ok")
+
+    from aggregator.ingest import http
+
+    http._host_slots.clear()
+    url = server.route("/slow", slow)
+    threads = [threading.Thread(target=fetch, args=(url,)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    http._host_slots.clear()
+    assert len(server.requests) == 6
+    assert most[0] == 2

@@ -5,13 +5,24 @@ deadline, a cap on the body before and after decompression, a cap on redirects, 
 no connection to a private, loopback, link-local or reserved address on any hop
 (checked on the resolved address we actually connect to, so DNS rebinding cannot
 slip past), unless `FETCH_ALLOWED_NETWORKS` allows that network.
+
+One client per process (and per set of allowed networks) is kept and reused: one SSL
+context, pooled keep-alive connections. The address check happens whenever a connection
+is opened, and a pooled connection only ever carries requests to the origin it was
+opened (and checked) for. The total deadline belongs to each fetch, not to the client:
+it travels in a context variable that every connect, read and write consults. At most
+`FETCH_PER_HOST` fetches to one host run at once in a process.
 """
 
 from __future__ import annotations
 
+import contextvars
+import http.cookiejar
 import ipaddress
 import logging
+import os
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -72,20 +83,26 @@ class DeadlinePassed(httpcore.ReadTimeout):
     """The total deadline ran out during a connect, read or write."""
 
 
+# The monotonic time by which the current fetch must be done (None: no deadline). Each
+# thread has its own context, so concurrent fetches sharing a pool keep their own.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("fetch_deadline", default=None)
+
+
 class DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read and write waits no longer than the time left.
+    """A connection whose every read and write waits no longer than the time left to
+    the fetch that is using it (a pooled connection serves many fetches in turn).
 
     httpx's timeouts apply to each operation; without this, a server that sends one
     byte of its headers (or body) a second could hold a fetch open indefinitely."""
 
-    def __init__(self, stream: httpcore.NetworkStream, deadline: float | None):
+    def __init__(self, stream: httpcore.NetworkStream):
         self.stream = stream
-        self.deadline = deadline
 
     def _clamp(self, timeout: float | None) -> tuple[float | None, bool]:
-        if self.deadline is None:
+        deadline = _deadline.get()
+        if deadline is None:
             return timeout, False
-        left = self.deadline - time.monotonic()
+        left = deadline - time.monotonic()
         if left <= 0:
             raise DeadlinePassed("the total deadline passed")
         if timeout is None or left < timeout:
@@ -116,7 +133,7 @@ class DeadlineStream(httpcore.NetworkStream):
     def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
         timeout, clamped = self._clamp(timeout)
         try:
-            return DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, timeout), self.deadline)
+            return DeadlineStream(self.stream.start_tls(ssl_context, server_hostname, timeout))
         except httpcore.ConnectTimeout as exc:
             if clamped:
                 raise DeadlinePassed("the total deadline passed") from exc
@@ -128,11 +145,10 @@ class DeadlineStream(httpcore.NetworkStream):
 
 class GuardedBackend(httpcore.SyncBackend):
     """Resolve the host ourselves, check every address, connect to a checked one, and
-    hold every connection to the total deadline (a monotonic time), if there is one."""
+    hold every connection to the deadline of the fetch using it, if there is one."""
 
-    def __init__(self, allowed_networks: Iterable[str], deadline: float | None = None):
+    def __init__(self, allowed_networks: Iterable[str]):
         self.allowed = list(allowed_networks)
-        self.deadline = deadline
 
     def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
         try:
@@ -150,8 +166,9 @@ class GuardedBackend(httpcore.SyncBackend):
             addresses.append(ip)
         last_error: Exception | None = None
         for ip in dict.fromkeys(addresses):
-            if self.deadline is not None:
-                left = self.deadline - time.monotonic()
+            deadline = _deadline.get()
+            if deadline is not None:
+                left = deadline - time.monotonic()
                 if left <= 0:
                     raise DeadlinePassed("the total deadline passed")
                 timeout = left if timeout is None else min(timeout, left)
@@ -160,20 +177,76 @@ class GuardedBackend(httpcore.SyncBackend):
             except httpcore.ConnectError as exc:
                 last_error = exc
             else:
-                return DeadlineStream(stream, self.deadline)
+                return DeadlineStream(stream)
         raise httpcore.ConnectError(f"cannot connect to {host}: {last_error}")
 
 
 class GuardedTransport(httpx.HTTPTransport):
-    def __init__(self, *, allowed_networks: Iterable[str], deadline: float | None = None, **kwargs):
+    def __init__(self, *, allowed_networks: Iterable[str], **kwargs):
         super().__init__(**kwargs)
         # httpx has no public hook for the network backend; swap the pool for one
-        # that connects only through the guarded backend.
+        # that connects only through the guarded backend (same SSL context, built once).
         self._pool = httpcore.ConnectionPool(
             ssl_context=self._pool._ssl_context,
-            max_connections=10,
-            network_backend=GuardedBackend(allowed_networks, deadline),
+            max_connections=100,
+            max_keepalive_connections=50,
+            keepalive_expiry=30,
+            network_backend=GuardedBackend(allowed_networks),
         )
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """The shared client must not carry one site's cookies to another fetch."""
+
+    def set_ok(self, cookie, request) -> bool:
+        return False
+
+    def return_ok(self, cookie, request) -> bool:
+        return False
+
+
+_clients: dict[tuple[str, ...], httpx.Client] = {}
+_clients_pid = 0
+_clients_lock = threading.Lock()
+
+
+def shared_client(allowed_networks: Iterable[str]) -> httpx.Client:
+    """This process's client for one set of allowed networks, made on first use (so a
+    forked worker never inherits its parent's sockets)."""
+    global _clients_pid
+    key = tuple(sorted(allowed_networks))
+    with _clients_lock:
+        if _clients_pid != os.getpid():
+            _clients.clear()  # a fork: the parent's connections are not ours to use
+            _clients_pid = os.getpid()
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = httpx.Client(
+                transport=GuardedTransport(allowed_networks=key, retries=0),
+                follow_redirects=False,  # followed in fetch(), hop by hop, without reading their bodies
+                trust_env=False,
+                cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+            )
+        return client
+
+
+def close_clients() -> None:
+    with _clients_lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+_host_slots: dict[str, threading.BoundedSemaphore] = {}
+_host_slots_lock = threading.Lock()
+
+
+def _host_slot(host: str) -> threading.BoundedSemaphore:
+    with _host_slots_lock:
+        slot = _host_slots.get(host)
+        if slot is None:
+            slot = _host_slots[host] = threading.BoundedSemaphore(max(settings.FETCH_PER_HOST, 1))
+        return slot
 
 
 _STEP = 64 * 1024  # the most a decompressor may produce from one call
@@ -248,52 +321,69 @@ def fetch(
         "Accept-Encoding": "gzip, deflate",
         **(headers or {}),
     }
-    client = httpx.Client(
-        transport=GuardedTransport(allowed_networks=allowed, deadline=deadline, retries=0),
-        timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
-        follow_redirects=False,  # followed below, hop by hop, without reading their bodies
-        trust_env=False,
-        headers=request_headers,
-    )
+    timeout = httpx.Timeout(total_timeout, connect=connect_timeout)
+    client = shared_client(allowed)
+    host = (urlsplit(url).hostname or "").lower()
+    slot = _host_slot(host)
+    if not slot.acquire(timeout=total_timeout):
+        raise FetchError(f"timed out waiting for a free connection to {host}")
+    token = _deadline.set(deadline)
+    try:
+        return _fetch(client, url, request_headers, timeout, max_bytes, max_redirects, total_timeout, started)
+    finally:
+        _deadline.reset(token)
+        slot.release()
+
+
+def _fetch(
+    client: httpx.Client,
+    url: str,
+    request_headers: Mapping[str, str],
+    timeout: httpx.Timeout,
+    max_bytes: int,
+    max_redirects: int,
+    total_timeout: float,
+    started: float,
+) -> FetchResult:
+    deadline = started + total_timeout
     late = f"timed out: the server did not finish sending within {total_timeout:g} seconds"
     redirects: list[str] = []
     try:
-        with client:
-            request = client.build_request("GET", url)
-            while True:
-                response = client.send(request, stream=True)
-                if response.next_request is None:
-                    break
-                # httpx would read a redirect's body whole, with no cap and no deadline;
-                # nobody needs it, so hang up on it (it may be endless) and go on.
-                response.close()
-                if len(redirects) >= max_redirects:
-                    raise FetchError(f"more than {max_redirects} redirects (a redirect loop?)")
-                redirects.append(str(response.url))
-                request = response.next_request
-            try:
-                length = response.headers.get("content-length", "")
-                if length.isdigit() and int(length) > max_bytes:
-                    raise TooLarge(f"the response is {int(length):,} bytes, over the {max_bytes:,} byte cap")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in _decoded(response):
-                    size += len(chunk)
-                    if size > max_bytes or response.num_bytes_downloaded > max_bytes:
-                        raise TooLarge(f"the response grew past the {max_bytes:,} byte cap")
-                    if time.monotonic() > deadline:
-                        raise FetchError(late)
-                    chunks.append(chunk)
-                return FetchResult(
-                    url=str(response.url),
-                    status=response.status_code,
-                    headers={k.lower(): v for k, v in response.headers.items()},
-                    content=b"".join(chunks),
-                    elapsed=time.monotonic() - started,
-                    redirects=redirects,
-                )
-            finally:
-                response.close()
+        request = client.build_request("GET", url, headers=request_headers, timeout=timeout)
+        while True:
+            response = client.send(request, stream=True)
+            if response.next_request is None:
+                break
+            # httpx would read a redirect's body whole, with no cap and no deadline;
+            # nobody needs it, so hang up on it (it may be endless) and go on.
+            response.close()
+            if len(redirects) >= max_redirects:
+                raise FetchError(f"more than {max_redirects} redirects (a redirect loop?)")
+            redirects.append(str(response.url))
+            request = response.next_request
+        try:
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > max_bytes:
+                raise TooLarge(f"the response is {int(length):,} bytes, over the {max_bytes:,} byte cap")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in _decoded(response):
+                size += len(chunk)
+                if size > max_bytes or response.num_bytes_downloaded > max_bytes:
+                    raise TooLarge(f"the response grew past the {max_bytes:,} byte cap")
+                if time.monotonic() > deadline:
+                    raise FetchError(late)
+                chunks.append(chunk)
+            return FetchResult(
+                url=str(response.url),
+                status=response.status_code,
+                headers={k.lower(): v for k, v in response.headers.items()},
+                content=b"".join(chunks),
+                elapsed=time.monotonic() - started,
+                redirects=redirects,
+            )
+        finally:
+            response.close()
     except FetchError:
         raise
     except zlib.error as exc:
