@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -44,6 +45,53 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+PRICE_KINDS = ("input", "output", "cache_write", "cache_read")
+
+
+def claude_price_table(defaults: dict[str, dict[str, float]], *, model: str) -> dict[str, dict[str, float]]:
+    """The price table: defaults, rows from CLAUDE_PRICES (JSON), then CLAUDE_PRICE_* for
+    `model`. The configured model must have a complete row: checked here, at start-up."""
+    table = {name: dict(row) for name, row in defaults.items()}
+    raw = os.environ.get("CLAUDE_PRICES", "").strip()
+    if raw:
+        try:
+            extra = json.loads(raw)
+            if not isinstance(extra, dict) or not all(isinstance(r, dict) for r in extra.values()):
+                raise ValueError("not an object of objects")
+            for name, row in extra.items():
+                table[name] = {**table.get(name, {}), **{k: float(v) for k, v in row.items()}}
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                'CLAUDE_PRICES must be JSON like {"claude-x": {"input": 1, "output": 5, '
+                f'"cache_write": 1.25, "cache_read": 0.1}}: {exc}'
+            ) from exc
+    for kind in PRICE_KINDS:
+        name = f"CLAUDE_PRICE_{kind.upper()}"
+        if os.environ.get(name, "").strip():
+            table.setdefault(model, {})[kind] = env_float(name, 0.0)
+    row = table.get(model)
+    if row is None:
+        raise ImproperlyConfigured(
+            f"CLAUDE_MODEL={model!r} has no prices. Set CLAUDE_MODEL to a model of the price table "
+            f"({', '.join(sorted(table))}), or give its prices in CLAUDE_PRICES or CLAUDE_PRICE_INPUT, "
+            "CLAUDE_PRICE_OUTPUT, CLAUDE_PRICE_CACHE_WRITE and CLAUDE_PRICE_CACHE_READ "
+            "(US dollars per million tokens)."
+        )
+    missing = [k for k in PRICE_KINDS if k not in row]
+    if missing:
+        raise ImproperlyConfigured(
+            f"CLAUDE_MODEL={model!r} lacks the {', '.join(missing)} price: set "
+            + ", ".join(f"CLAUDE_PRICE_{k.upper()}" for k in missing)
+            + " (or add them to its row in CLAUDE_PRICES)."
+        )
+    negative = [k for k, v in row.items() if v < 0]
+    if negative:
+        raise ImproperlyConfigured(
+            f"CLAUDE_MODEL={model!r}: a price cannot be negative ({', '.join(negative)})."
+        )
+    return table
 
 
 DEBUG = env_bool("DEBUG", False)
@@ -212,21 +260,42 @@ ENRICHMENT_BACKEND = env_str("ENRICHMENT_BACKEND", "claude" if ANTHROPIC_API_KEY
 # Claims whose passage is not found in the text: "drop" them, or "mark" them unsupported.
 GROUNDING_MODE = env_str("GROUNDING_MODE", "drop")
 
-# Claude. The model and its prices (US dollars per million tokens) live here, never in
-# code: prices move. Cache writes and reads are priced separately; batches at a discount.
+# Claude. The model and its prices live here, never in code: prices move. The price
+# table holds US dollars per million tokens for each model: input, output, five-minute
+# cache write, cache read (Anthropic's published list prices). Add or change a row with
+# CLAUDE_PRICES (JSON: {"model": {"input": .., "output": .., "cache_write": .., "cache_read": ..}});
+# CLAUDE_PRICE_INPUT/_OUTPUT/_CACHE_WRITE/_CACHE_READ override the configured model's row.
+# After a price change, `manage.py reprice` recomputes recorded spend from recorded tokens.
 CLAUDE_MODEL = env_str("CLAUDE_MODEL", "claude-haiku-5-5")
-CLAUDE_PRICE_INPUT = env_float("CLAUDE_PRICE_INPUT", 1.00)
-CLAUDE_PRICE_OUTPUT = env_float("CLAUDE_PRICE_OUTPUT", 5.00)
-CLAUDE_PRICE_CACHE_WRITE = env_float("CLAUDE_PRICE_CACHE_WRITE", 1.25)
-CLAUDE_PRICE_CACHE_READ = env_float("CLAUDE_PRICE_CACHE_READ", 0.10)
+CLAUDE_PRICES = claude_price_table(
+    {"claude-haiku-5-5": {"input": 0.10, "output": 0.50, "cache_write": 0.125, "cache_read": 0.01}},
+    model=CLAUDE_MODEL,
+)
 CLAUDE_BATCH_DISCOUNT = env_float("CLAUDE_BATCH_DISCOUNT", 0.5)
-CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 2000)
+# Output limit per card; 0 sizes it from the card schema's own limits (enrichment.backends
+# .claude.schema_max_tokens). An answer cut at the limit is retried once with twice as much.
+CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 0)
+# Extended thinking for cards: 0 sends `thinking: disabled` (cards need none, and hidden
+# thinking tokens are billed as output); N >= 1024 allows N thinking tokens on top of the
+# output limit.
+CLAUDE_THINKING_BUDGET = env_int("CLAUDE_THINKING_BUDGET", 0)
+if 0 < CLAUDE_THINKING_BUDGET < 1024:
+    raise ImproperlyConfigured(
+        "CLAUDE_THINKING_BUDGET must be 0 (thinking disabled) or at least 1024 tokens."
+    )
 # Mark the stable system prompt for prompt caching (off only to measure what it saves).
 CLAUDE_PROMPT_CACHE = env_bool("CLAUDE_PROMPT_CACHE", True)
 CLAUDE_MAX_INPUT_CHARS = env_int("CLAUDE_MAX_INPUT_CHARS", 24000)
-# Per call: seconds and retries; the whole budget must fit inside the task timeout.
+# Seconds per HTTP call. One retry budget per article, across the SDK and our own retries:
+# at most CLAUDE_MAX_CALLS HTTP calls for an article whatever fails (a persistent 429,
+# 529, 5xx or timeout), waiting what the API's retry-after asks (up to
+# CLAUDE_RETRY_MAX_WAIT seconds in the task; longer, the article is tried again later),
+# all inside the task timeout (Q_TIMEOUT).
 CLAUDE_TIMEOUT = env_int("CLAUDE_TIMEOUT", 30)
-CLAUDE_MAX_RETRIES = env_int("CLAUDE_MAX_RETRIES", 2)
+CLAUDE_MAX_CALLS = env_int("CLAUDE_MAX_CALLS", 3)
+CLAUDE_RETRY_MAX_WAIT = env_int("CLAUDE_RETRY_MAX_WAIT", 10)
+if CLAUDE_MAX_CALLS < 1:
+    raise ImproperlyConfigured("CLAUDE_MAX_CALLS must be at least 1.")
 # Dollars per UTC day; past it new articles keep their extractive card.
 CLAUDE_DAILY_BUDGET = env_float("CLAUDE_DAILY_BUDGET", 5.0)
 # More articles than this waiting for Claude: send them as one Message Batch instead.

@@ -89,10 +89,11 @@ def main() -> None:
         os.environ["ANTHROPIC_BASE_URL"] = fake.url
         settings.ANTHROPIC_API_KEY, settings.ENRICHMENT_BACKEND = "bench", "claude"
         settings.CLAUDE_DAILY_BUDGET = 10**6
+        PRICES = settings.CLAUDE_PRICES[settings.CLAUDE_MODEL]  # noqa: N806
         print(
-            f"model {settings.CLAUDE_MODEL}; $/MTok in {settings.CLAUDE_PRICE_INPUT}, out "
-            f"{settings.CLAUDE_PRICE_OUTPUT}, cache write {settings.CLAUDE_PRICE_CACHE_WRITE}, cache read "
-            f"{settings.CLAUDE_PRICE_CACHE_READ}, batch ×{settings.CLAUDE_BATCH_DISCOUNT}"
+            f"model {settings.CLAUDE_MODEL}; $/MTok in {PRICES['input']}, out "
+            f"{PRICES['output']}, cache write {PRICES['cache_write']}, cache read "
+            f"{PRICES['cache_read']}, batch ×{settings.CLAUDE_BATCH_DISCOUNT}"
         )
         print(
             f"{'mode':<18} {'articles':>8} {'calls':>6} {'in/1k':>10} {'cache rd/1k':>12} {'cache wr/1k':>12} "

@@ -100,7 +100,7 @@ def apply_result(batch_id: str, article_id: int, result) -> int:
         record_call(
             article, Usage(), outcome=result.type, error=f"{error}: {detail}".strip(": "), batch_id=batch_id
         )
-        retry = insight.attempts + 1 < 3
+        retry = insight.attempts + 1 < settings.CLAUDE_MAX_CALLS
         Insight.objects.filter(pk=insight.pk).update(
             claude_status=Claude.RETRY if retry else Claude.FAILED,
             batch_id="",

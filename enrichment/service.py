@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 State = Article.State
 Claude = Insight.Claude
 HOOK_MAX = 90
-MAX_CLAUDE_ATTEMPTS = 3
 
 
 def source_text(article: Article) -> SourceText:
@@ -235,7 +234,6 @@ def enrich_with_claude(
     from enrichment.backends.claude import ClaudeEnricher, ClaudeError
 
     previous = Insight.objects.filter(article=article).first()
-    attempts = (previous.attempts if previous else 0) + 1
 
     twin = None
     if article.text_hash:
@@ -278,35 +276,56 @@ def enrich_with_claude(
         insight = extractive_fallback(article, source, claude_status=Claude.QUEUED, error="")
         return "queued for the next batch: extractive card meanwhile" if insight else _summary(None)
 
+    # One retry budget per article (CLAUDE_MAX_CALLS HTTP calls): a card waiting for
+    # another try continues the budget it started; any other run starts a fresh one.
+    spent = previous.attempts if previous and previous.claude_status == Claude.RETRY else 0
     enricher = ClaudeEnricher()
     try:
-        draft = enricher.enrich(source)
+        draft = enricher.enrich(source, max_calls=max(settings.CLAUDE_MAX_CALLS - spent, 1))
     except ClaudeError as exc:
-        record_call(article, exc.usage, outcome=exc.outcome, error=str(exc))
-        retry = exc.transient and attempts < MAX_CLAUDE_ATTEMPTS
+        record_attempts(article, enricher.attempts)
+        calls = spent + len(enricher.attempts)
+        retry = exc.transient and calls < settings.CLAUDE_MAX_CALLS
+        wait = timedelta(seconds=max(exc.retry_after or 0, 60 * 5 * 2 ** min(calls, 6)))
         insight = extractive_fallback(
             article,
             source,
             claude_status=Claude.RETRY if retry else Claude.FAILED,
-            attempts=attempts,
-            retry_at=now + timedelta(minutes=10 * 2**attempts) if retry else None,
+            attempts=calls,
+            retry_at=now + wait if retry else None,
             error=f"Claude: {exc}",
-            **usage_fields(exc.usage),
+            **usage_fields(_total(enricher.attempts)),
         )
         return f"Claude failed ({exc.outcome}): {exc}; extractive card kept" if insight else _summary(None)
-    record_call(article, enricher.last_usage, outcome="ok")
+    record_attempts(article, enricher.attempts)
     insight = store(
         article,
         source,
         draft,
         claude_status=Claude.DONE,
-        attempts=attempts,
+        attempts=spent + len(enricher.attempts),
         retry_at=None,
         error="",
         batch_id="",
-        **usage_fields(enricher.last_usage),
+        **usage_fields(_total(enricher.attempts)),
     )
     return _summary(insight)
+
+
+def record_attempts(article: Article | None, attempts: list) -> None:
+    """One ApiCall row per HTTP call, failed ones included (they show on the desk)."""
+    for attempt in attempts:
+        record_call(article, attempt.usage, outcome=attempt.outcome, error=attempt.error)
+
+
+def _total(attempts: list):
+    from enrichment.backends.claude import Usage
+
+    total = Usage()
+    for attempt in attempts:
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+            setattr(total, name, getattr(total, name) + getattr(attempt.usage, name))
+    return total
 
 
 def recover_stuck_enrichment(*, now: datetime | None = None) -> list[int]:

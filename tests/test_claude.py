@@ -34,7 +34,6 @@ def fake(settings, monkeypatch):
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
         settings.ANTHROPIC_API_KEY = "test-key"
         settings.ENRICHMENT_BACKEND = "claude"
-        settings.CLAUDE_MAX_RETRIES = 1
         settings.CLAUDE_TIMEOUT = 5
         settings.CLAUDE_DAILY_BUDGET = 100.0
         settings.CLAUDE_BATCH_THRESHOLD = 1000
@@ -118,13 +117,13 @@ def test_the_cached_system_prompt_is_read_from_cache_the_second_time(fake):
     ],
 )
 def test_unusable_output_is_recorded_never_shown(fake, client, responder, reason):
-    fake.queue(responder)
+    fake.queue(responder, responder)  # a cut-off answer is sent once more: cut again
     article = make_article()
     assert "extractive card kept" in enrich_article(article.pk)
     insight = Insight.objects.get(article=article)
     assert insight.backend == "extractive" and insight.claude_status == Claude.FAILED
     assert reason in insight.error
-    call = ApiCall.objects.get()
+    call = ApiCall.objects.order_by("created_at", "pk").last()
     assert call.outcome in {"invalid", "refusal", "max_tokens"} and reason in call.error
     html = client.get(article.get_absolute_url()).content.decode()
     assert "Automatic summary" in html and "Trunc" not in html and "can&#x27;t help" not in html
@@ -149,34 +148,102 @@ def test_with_grounding_mode_mark_it_is_shown_marked_unverified(fake, client, se
     assert "Synthetic Media Act" in html and "Unverified, not found in the article" in html
 
 
-def test_429_with_retry_after_is_retried_by_the_sdk(fake):
-    fake.queue(fa.error(429, "rate_limit_error", retry_after=0))
+def test_429_is_retried_after_what_retry_after_asks(fake):
+    fake.queue(fa.error(429, "rate_limit_error", retry_after=0.01))
     article = make_article()
     assert enrich_article(article.pk).startswith("enriched by claude")
     assert len(fake.message_requests) == 2
+    assert list(ApiCall.objects.order_by("created_at", "pk").values_list("outcome", flat=True)) == [
+        "rate_limit",
+        "ok",
+    ]
+    assert Insight.objects.get(article=article).attempts == 2
 
 
-def test_overload_keeps_the_extractive_card_and_retries_later(fake, client):
-    fake.queue(*[fa.error(529, "overloaded_error")] * 2)
+@pytest.mark.parametrize(
+    "responder",
+    [
+        fa.error(529, "overloaded_error", retry_after=0.01),
+        fa.error(429, "rate_limit_error", retry_after=0.01),
+        fa.error(500, "api_error", retry_after=0.01),
+        fa.slow(1.5),
+    ],
+    ids=["529", "429", "500", "timeout"],
+)
+def test_a_persistent_error_costs_at_most_three_calls_per_article(fake, settings, responder):
+    settings.CLAUDE_TIMEOUT = 0.5
+    fake.default = responder
     article = make_article()
     assert "extractive card kept" in enrich_article(article.pk)
     insight = Insight.objects.get(article=article)
-    assert insight.claude_status == Claude.RETRY and insight.retry_at > timezone.now()
-    assert "529" in insight.error
+    assert insight.claude_status == Claude.FAILED and insight.attempts == 3
+    # Nothing hands it back to Claude again: the sweep, hours later, finds nothing due.
+    assert recover_stuck_enrichment(now=timezone.now() + timedelta(days=1)) == []
+    enrich_article(article.pk)
+    assert len(fake.message_requests) == 3
+    assert ApiCall.objects.count() == 3
+
+
+def test_a_long_retry_after_is_waited_out_later_within_the_same_budget(fake, client):
+    fake.queue(fa.error(529, "overloaded_error", retry_after=3600))
+    article = make_article()
+    assert "extractive card kept" in enrich_article(article.pk)
+    insight = Insight.objects.get(article=article)
+    assert insight.claude_status == Claude.RETRY and insight.attempts == 1
+    assert insight.retry_at >= timezone.now() + timedelta(minutes=59)
+    assert "529" in insight.error and len(fake.message_requests) == 1
     assert "30-Second TL;DR" in client.get(article.get_absolute_url()).content.decode()
-    # Later, the sweep hands it back to the workers and Claude succeeds.
-    assert recover_stuck_enrichment(now=timezone.now() + timedelta(hours=1)) == [article.pk]
-    assert enrich_article(article.pk).startswith("enriched by claude")
-    assert Insight.objects.get(article=article).claude_status == Claude.DONE
+    # Not before the API's hour is up; then the sweep hands it back and Claude succeeds,
+    # with what is left of the budget.
+    assert recover_stuck_enrichment(now=timezone.now() + timedelta(minutes=30)) == []
+    assert recover_stuck_enrichment(now=timezone.now() + timedelta(hours=2)) == [article.pk]
+    fake.queue(*[fa.error(529, "overloaded_error", retry_after=0.01)] * 5)
+    assert "extractive card kept" in enrich_article(article.pk)
+    assert Insight.objects.get(article=article).claude_status == Claude.FAILED
+    assert len(fake.message_requests) == 3
 
 
 def test_a_slow_answer_times_out_and_is_retried_later(fake, settings):
     settings.CLAUDE_TIMEOUT = 0.5
-    settings.CLAUDE_MAX_RETRIES = 0
+    settings.CLAUDE_RETRY_MAX_WAIT = 0  # no time to wait in the task: the sweep retries it
     fake.queue(fa.slow(2))
     article = make_article()
     assert "extractive card kept" in enrich_article(article.pk)
-    assert Insight.objects.get(article=article).claude_status == Claude.RETRY
+    insight = Insight.objects.get(article=article)
+    assert insight.claude_status == Claude.RETRY and insight.attempts == 1
+    assert ApiCall.objects.get().outcome == "timeout"
+
+
+def test_an_answer_cut_at_max_tokens_is_sent_once_more_with_twice_the_limit(fake):
+    fake.queue(fa.max_tokens())
+    article = make_article()
+    assert enrich_article(article.pk).startswith("enriched by claude")
+    first, second = (r["body"]["max_tokens"] for r in fake.message_requests)
+    assert second == 2 * first
+    outcomes = list(ApiCall.objects.order_by("created_at", "pk").values_list("outcome", flat=True))
+    assert outcomes == ["max_tokens", "ok"]
+    insight = Insight.objects.get(article=article)
+    both = ApiCall.objects.all()
+    assert insight.output_tokens == sum(c.output_tokens for c in both)  # both were billed
+    assert insight.cost_usd == sum(c.cost_usd for c in both)
+
+
+def test_cards_are_asked_without_thinking_and_a_limit_sized_for_the_schema(fake, settings):
+    from enrichment.backends.claude import schema_max_tokens
+    from enrichment.backends.claude_schema import ClaudeCard
+
+    enrich_article(make_article().pk)
+    body = fake.message_requests[0]["body"]
+    assert body["thinking"] == {"type": "disabled"}
+    assert body["max_tokens"] == schema_max_tokens(ClaudeCard)
+    # The longest card the schema allows fits: 17,000+ characters of fields.
+    assert 5_000 < body["max_tokens"] < 10_000
+
+    settings.CLAUDE_THINKING_BUDGET = 2048
+    enrich_article(make_article().pk)
+    body = fake.message_requests[1]["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert body["max_tokens"] == schema_max_tokens(ClaudeCard) + 2048
 
 
 def test_the_daily_budget_is_never_overspent(fake, settings):

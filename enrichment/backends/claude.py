@@ -5,7 +5,10 @@ document. This module is the one thin wrapper around the outside client."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+import random
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import anthropic
@@ -22,6 +25,7 @@ from enrichment.backends.base import (
     TimelineEntry,
 )
 from enrichment.backends.claude_schema import ClaudeCard
+from enrichment.prices import cost_usd
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +100,7 @@ def request_params(source: SourceText) -> dict:
     published = source.published_at.date().isoformat() if source.published_at else "unknown date"
     return {
         "model": settings.CLAUDE_MODEL,
-        "max_tokens": settings.CLAUDE_MAX_TOKENS,
+        **output_limits(settings.CLAUDE_MAX_TOKENS or schema_max_tokens(ClaudeCard)),
         "system": [
             {"type": "text", "text": system_prompt(source)}
             | ({"cache_control": {"type": "ephemeral"}} if settings.CLAUDE_PROMPT_CACHE else {})
@@ -117,6 +121,42 @@ def request_params(source: SourceText) -> dict:
             }
         ],
     }
+
+
+CJK_LANGUAGES = ("zh", "ja", "ko")
+
+
+def schema_max_tokens(model: type[pydantic.BaseModel]) -> int:
+    """An output limit that fits the longest answer the schema allows: every string at
+    its maxLength, every list at its maxItems, keys and punctuation included, at a
+    conservative 3 characters per token (1.5 for a CJK site language), rounded up to 256."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def chars(node: dict) -> int:
+        if "$ref" in node:
+            return chars(defs[node["$ref"].rsplit("/", 1)[-1]])
+        kind = node.get("type")
+        if kind == "object":
+            props = node.get("properties", {})
+            return 2 + sum(len(name) + 4 + chars(sub) for name, sub in props.items())
+        if kind == "array":
+            return 2 + node.get("maxItems", 10) * (chars(node.get("items", {})) + 1)
+        if kind == "string":
+            return 2 + node.get("maxLength", 60)
+        return 12  # numbers, booleans
+
+    per_token = 1.5 if settings.SITE_LANGUAGE.split("-")[0].lower() in CJK_LANGUAGES else 3
+    return math.ceil(chars(schema) / per_token / 256) * 256
+
+
+def output_limits(max_output: int) -> dict:
+    """`max_tokens` and `thinking` for a request whose answer needs `max_output` tokens.
+    Thinking is disabled unless CLAUDE_THINKING_BUDGET allows some, on top of the answer."""
+    budget = settings.CLAUDE_THINKING_BUDGET
+    if budget:
+        return {"max_tokens": max_output + budget, "thinking": {"type": "enabled", "budget_tokens": budget}}
+    return {"max_tokens": max_output, "thinking": {"type": "disabled"}}
 
 
 def output_config() -> dict:
@@ -148,25 +188,154 @@ class Usage:
             get("cache_creation_input_tokens") or 0,
         )
 
-    def cost(self, *, batch: bool = False) -> Decimal:
-        dollars = (
-            self.input_tokens * settings.CLAUDE_PRICE_INPUT
-            + self.output_tokens * settings.CLAUDE_PRICE_OUTPUT
-            + self.cache_write_tokens * settings.CLAUDE_PRICE_CACHE_WRITE
-            + self.cache_read_tokens * settings.CLAUDE_PRICE_CACHE_READ
-        ) / 1_000_000
-        if batch:
-            dollars *= settings.CLAUDE_BATCH_DISCOUNT
-        return Decimal(str(round(dollars, 6)))
+    def cost(self, *, model: str | None = None, batch: bool = False) -> Decimal:
+        """Dollars at the price table's row for `model` (the configured one by default)."""
+        return cost_usd(
+            model=model or settings.CLAUDE_MODEL,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            batch=batch,
+        )
 
 
 class ClaudeError(EnrichmentError):
-    """A call that did not give a usable card. `outcome` says how; `transient` whether a
-    later retry may succeed; `usage` what it cost anyway."""
+    """A call that did not give a usable card. `outcome` says how (see ERROR_KINDS);
+    `transient` whether a later retry may succeed; `usage` what it cost anyway;
+    `retry_after` how long the API asked us to wait, when it did."""
 
-    def __init__(self, message: str, *, outcome: str, transient: bool = False, usage: Usage | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str,
+        transient: bool = False,
+        usage: Usage | None = None,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.outcome, self.transient, self.usage = outcome, transient, usage or Usage()
+        self.retry_after = retry_after
+
+
+# What an editor is told each outcome means (the desk, the API calls list).
+ERROR_KINDS = {
+    "auth": "API key refused (revoked or wrong)",
+    "permission": "API key not allowed to do this",
+    "bad_request": "request refused as invalid",
+    "not_found": "model or endpoint not found",
+    "too_large": "request too large",
+    "rate_limit": "rate limited",
+    "overloaded": "API overloaded",
+    "server_error": "API server error",
+    "timeout": "timed out",
+    "connection": "API unreachable",
+    "refusal": "model refused",
+    "max_tokens": "answer cut off at the output limit",
+    "invalid": "answer failed the card schema",
+    "injection": "answer echoed instructions found in the article",
+    "budget": "daily budget reached",
+    "errored": "batch request errored",
+    "canceled": "batch request canceled",
+    "expired": "batch request expired",
+    "error": "error",
+}
+TRANSIENT_STATUS = {408: "timeout", 409: "server_error", 429: "rate_limit", 529: "overloaded"}
+FINAL_STATUS = {400: "bad_request", 401: "auth", 403: "permission", 404: "not_found", 413: "too_large"}
+
+
+def error_of(exc: anthropic.APIError) -> ClaudeError:
+    """Our ClaudeError for one SDK exception, with its kind and whether to retry."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status = exc.status_code
+        kind = TRANSIENT_STATUS.get(status) or FINAL_STATUS.get(status)
+        kind = kind or ("server_error" if status >= 500 else "bad_request")
+        transient = status in TRANSIENT_STATUS or status >= 500
+        message = f"the API answered {status}: {_api_message(exc)}"
+        if kind == "auth":
+            message += " (the API key is revoked or wrong: set a valid ANTHROPIC_API_KEY)"
+        return ClaudeError(message, outcome=kind, transient=transient, retry_after=_retry_after(exc.response))
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ClaudeError(
+            f"no answer within {settings.CLAUDE_TIMEOUT} s (CLAUDE_TIMEOUT)",
+            outcome="timeout",
+            transient=True,
+        )
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ClaudeError(f"could not reach the API: {exc}", outcome="connection", transient=True)
+    return ClaudeError(f"the SDK failed: {exc}", outcome="error")
+
+
+def _retry_after(response) -> float | None:
+    """Seconds the API asked us to wait (retry-after-ms or retry-after), or None."""
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            value = float(headers.get(name)) / scale
+        except (TypeError, ValueError):
+            continue
+        if value >= 0:
+            return value
+    return None
+
+
+@dataclass
+class Attempt:
+    """One HTTP call: how it ended and what it cost."""
+
+    outcome: str
+    usage: Usage = field(default_factory=Usage)
+    error: str = ""
+
+
+def backoff(call_number: int) -> float:
+    """Seconds before call `call_number + 1` when the API gave no retry-after."""
+    return min(0.5 * 2**call_number, 8.0) * (1 - 0.25 * random.random())  # noqa: S311
+
+
+def send(client: anthropic.Anthropic, params: dict, *, max_calls: int, attempts: list[Attempt]):
+    """The Messages API call with one retry budget: at most `max_calls` HTTP calls (the
+    client must not retry on its own: max_retries=0). A transient error (429, 529, 5xx,
+    timeout) is sent again after the API's retry-after (or a short back-off), unless the
+    wait is longer than CLAUDE_RETRY_MAX_WAIT or would overrun the task timeout; then the
+    ClaudeError says how long to wait. An answer cut at max_tokens is sent once more with
+    twice the output limit. Every call is appended to `attempts`. Returns the message."""
+    deadline = time.monotonic() + settings.Q_CLUSTER.get("timeout", 120) - 5
+    grown = False
+    while True:
+        try:
+            message = client.messages.create(**params)
+        except anthropic.APIError as exc:
+            error = error_of(exc)
+            attempts.append(Attempt(error.outcome, error=str(error)))
+            if not error.transient or len(attempts) >= max_calls:
+                raise error from exc
+            wait = error.retry_after if error.retry_after is not None else backoff(len(attempts) - 1)
+            if (
+                wait > settings.CLAUDE_RETRY_MAX_WAIT
+                or time.monotonic() + wait + settings.CLAUDE_TIMEOUT > deadline
+            ):
+                error.retry_after = wait
+                raise error from exc
+            logger.info("Claude: %s; trying again in %.1f s", error, wait)
+            time.sleep(wait)
+            continue
+        usage = Usage.of(message.usage)
+        if message.stop_reason == "max_tokens" and not grown and len(attempts) + 1 < max_calls:
+            attempts.append(
+                Attempt(
+                    "max_tokens",
+                    usage,
+                    error="the answer was cut off at max_tokens; "
+                    f"sent again with {params['max_tokens'] * 2} tokens",
+                )
+            )
+            params = {**params, "max_tokens": params["max_tokens"] * 2}
+            grown = True
+            continue
+        attempts.append(Attempt("ok" if message.stop_reason != "max_tokens" else "max_tokens", usage))
+        return message
 
 
 def card_from_response(*, stop_reason: str | None, text: str, usage: Usage) -> CardDraft:
@@ -207,12 +376,13 @@ def draft_from_card(card: ClaudeCard) -> CardDraft:
     )
 
 
-def make_client() -> anthropic.Anthropic:
-    """Built lazily inside the worker (workers fork). ANTHROPIC_BASE_URL is read by the SDK."""
+def make_client(*, max_retries: int | None = None) -> anthropic.Anthropic:
+    """Built lazily inside the worker (workers fork). ANTHROPIC_BASE_URL is read by the SDK.
+    Messages calls use max_retries=0: `send` keeps the one retry budget itself."""
     return anthropic.Anthropic(
         api_key=settings.ANTHROPIC_API_KEY or None,
         timeout=settings.CLAUDE_TIMEOUT,
-        max_retries=settings.CLAUDE_MAX_RETRIES,
+        max_retries=settings.CLAUDE_MAX_CALLS - 1 if max_retries is None else max_retries,
     )
 
 
@@ -221,34 +391,35 @@ class ClaudeEnricher:
 
     def __init__(self, client: anthropic.Anthropic | None = None):
         self._client = client
-        self.last_usage = Usage()
+        self.attempts: list[Attempt] = []
 
     @property
     def client(self) -> anthropic.Anthropic:
         if self._client is None:
-            self._client = make_client()
+            self._client = make_client(max_retries=0)
         return self._client
 
-    def enrich(self, source: SourceText) -> CardDraft:
-        """One Messages API call. The request carries the same `output_config` that
-        `messages.parse(output_format=ClaudeCard)` builds; we validate the answer with
-        the same Pydantic model ourselves, after looking at `stop_reason` (parse() would
-        raise first on a refusal or a cut-off answer, losing the usage we must record)."""
-        self.last_usage = Usage()
-        try:
-            message = self.client.messages.create(**request_params(source), output_config=output_config())
-        except anthropic.APIStatusError as exc:
-            transient = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-            raise ClaudeError(
-                f"the API answered {exc.status_code}: {_api_message(exc)}",
-                outcome="error",
-                transient=transient,
-            ) from exc
-        except anthropic.APIConnectionError as exc:  # includes timeouts
-            raise ClaudeError(f"could not reach the API: {exc}", outcome="error", transient=True) from exc
-        self.last_usage = Usage.of(message.usage)
+    @property
+    def last_usage(self) -> Usage:
+        return self.attempts[-1].usage if self.attempts else Usage()
+
+    def enrich(self, source: SourceText, *, max_calls: int | None = None) -> CardDraft:
+        """At most `max_calls` HTTP calls (CLAUDE_MAX_CALLS), each one in `self.attempts`.
+        The request carries the same `output_config` that `messages.parse(output_format=
+        ClaudeCard)` builds; we validate the answer with the same Pydantic model ourselves,
+        after looking at `stop_reason` (parse() would raise first on a refusal or a cut-off
+        answer, losing the usage we must record)."""
+        self.attempts = []
+        params = {**request_params(source), "output_config": output_config()}
+        message = send(
+            self.client, params, max_calls=max_calls or settings.CLAUDE_MAX_CALLS, attempts=self.attempts
+        )
         text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
-        return card_from_response(stop_reason=message.stop_reason, text=text, usage=self.last_usage)
+        try:
+            return card_from_response(stop_reason=message.stop_reason, text=text, usage=self.last_usage)
+        except ClaudeError as exc:
+            self.attempts[-1].outcome, self.attempts[-1].error = exc.outcome, str(exc)
+            raise
 
 
 def _api_message(exc: anthropic.APIStatusError) -> str:
