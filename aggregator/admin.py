@@ -199,9 +199,14 @@ class SourceAdmin(admin.ModelAdmin):
             else:
                 for source in result.added:
                     self.log_addition(request, source, "Imported from OPML")
+                from aggregator.tasks import enqueue_address_checks
+
+                enqueue_address_checks([s.pk for s in result.added])
                 self.message_user(
                     request,
-                    f"Imported {len(result.added)} sources; skipped {len(result.skipped)} already present.",
+                    f"Imported {len(result.added)} sources; skipped {len(result.skipped)} already present. "
+                    "The workers now check where each feed's host points and pause any that point "
+                    "at a private address.",
                     messages.SUCCESS,
                 )
                 return redirect("admin:aggregator_source_changelist")

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from aggregator.ingest.opml import check_source_addresses
 from aggregator.ingest.pages import extract_article, recover_stuck
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Source
@@ -48,6 +49,23 @@ def poll_source_task(source_id: int) -> str:
     result = poll_source(source)
     enqueue_extractions(result.new_article_ids)
     return f"{source}: {result}"
+
+
+ADDRESS_CHECK_CHUNK = 25  # hosts resolved per task: well inside the task timeout
+
+
+def enqueue_address_checks(source_ids: list[int]) -> None:
+    for start in range(0, len(source_ids), ADDRESS_CHECK_CHUNK):
+        enqueue(
+            "aggregator.tasks.check_sources_task",
+            source_ids[start : start + ADDRESS_CHECK_CHUNK],
+            group="check",
+        )
+
+
+def check_sources_task(source_ids: list[int]) -> str:
+    paused = check_source_addresses(source_ids)
+    return f"checked {len(source_ids)} sources; paused {len(paused)}" + "".join(f"\n{r}" for r in paused)
 
 
 def enqueue_extractions(article_ids: list[int]) -> None:

@@ -97,11 +97,49 @@ def test_a_bad_opml_file_imports_nothing_and_says_why(data, message):
     assert not Source.objects.exists()
 
 
-def test_an_opml_file_with_a_private_address_imports_nothing():
-    data = OPML.replace(b"</body>", b'<outline text="Intranet" xmlUrl="http://10.0.0.7/feed"/></body>')
-    with pytest.raises(OpmlError, match="private"):
-        import_opml(data)
-    assert not Source.objects.exists()
+def test_it_imports_opml_without_resolving_a_host_in_the_request(monkeypatch):
+    def no_dns(*args, **kwargs):
+        raise AssertionError("the import resolved a host name")
+
+    monkeypatch.setattr("socket.getaddrinfo", no_dns)
+    data = OPML.replace(
+        b"</body>", b'<outline text="Intranet" xmlUrl="http://intranet.invalid/feed"/></body>'
+    )
+    assert len(import_opml(data).added) == 3
+
+
+def test_it_pauses_imported_sources_that_point_at_private_addresses_on_the_worker(
+    editor, settings, django_capture_on_commit_callbacks
+):
+    settings.FETCH_ALLOWED_NETWORKS = []
+    data = OPML.replace(
+        b"</body>",
+        b'<outline text="Intranet" xmlUrl="http://localhost:9/feed"/>'
+        b'<outline text="Metadata" xmlUrl="http://[64:ff9b::a9fe:a9fe]/latest"/></body>',
+    )
+    upload = SimpleUploadedFile("x.opml", data)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = editor.post("/admin/aggregator/source/import-opml/", {"file": upload})
+    assert response.status_code == 302
+    # The request added every source, and left the checks to the worker.
+    assert Source.objects.filter(is_active=True).count() == 4
+    assert len(callbacks) == 1
+    callbacks[0]()  # the worker's turn (tasks run inline in tests)
+    paused = {s.name: s.last_error for s in Source.objects.filter(is_active=False)}
+    assert set(paused) == {"Alpha", "Beta", "Intranet", "Metadata"}  # 127.0.0.1 is private too
+    assert "localhost points at a private or reserved address (127.0.0.1)" in paused["Intranet"]
+    assert "FETCH_ALLOWED_NETWORKS" in paused["Metadata"]
+    assert Source.objects.failing().count() == 4
+
+
+def test_the_worker_leaves_allowed_and_unresolvable_hosts_active():
+    result = import_opml(
+        OPML.replace(b"</body>", b'<outline text="Gone" xmlUrl="http://no-such-host.invalid/feed"/></body>')
+    )
+    from aggregator.tasks import check_sources_task
+
+    assert "paused 0" in check_sources_task([s.pk for s in result.added])
+    assert Source.objects.filter(is_active=True).count() == 3
 
 
 def test_the_opml_command(tmp_path):

@@ -335,6 +335,36 @@ def test_it_tells_public_addresses_from_private_ones(ip, public):
     assert is_public_address(ip) is public
 
 
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "64:ff9b::7f00:1",  # NAT64 (well-known prefix) of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b::a00:7",  # NAT64 of 10.0.0.7
+        "64:ff9b:1::a00:7",  # local-use NAT64 prefix: refused whatever it holds
+        "64:ff9b:1:808:8:800::",  # ... even what could be 8.8.8.8 in a /48 layout
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::",  # 6to4 of 169.254.169.254
+        "2002:c0a8:101::1",  # 6to4 of 192.168.1.1
+        "2001:0:7f00:1::808:808",  # Teredo, server 127.0.0.1
+        "2001:0:808:808:0:0:f5ff:fffe",  # Teredo, client 10.0.0.1 (obfuscated)
+        "2001:0:808:808:8000:0:80ff:fffe",  # Teredo, client 127.0.0.1 (obfuscated)
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::a9fe:a9fe",  # IPv4-compatible 169.254.169.254
+        "::ffff:a9fe:a9fe",  # IPv4-mapped 169.254.169.254
+        "::ffff:10.0.0.1",
+    ],
+)
+def test_it_refuses_ipv6_forms_that_embed_a_refused_ipv4_address(ip):
+    assert is_public_address(ip) is False
+    assert is_public_address(ip, ["192.0.2.0/24"]) is False
+
+
+@pytest.mark.parametrize("ip", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8", "2606:4700::1111"])
+def test_it_lets_ipv6_forms_of_public_addresses_through(ip):
+    assert is_public_address(ip) is True
+
+
 def test_it_lets_allowed_networks_open_a_private_range():
     assert is_public_address("127.0.0.1", ["127.0.0.0/8"])
     assert is_public_address("::ffff:127.0.0.1", ["127.0.0.0/8"])

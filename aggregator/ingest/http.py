@@ -70,12 +70,60 @@ def _networks(allowed: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.
     return [ipaddress.ip_network(n, strict=False) for n in allowed]
 
 
-def is_public_address(ip: str, allowed: Iterable[str] = ()) -> bool:
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    if any(addr in net for net in _networks(allowed)):
+# IPv6 forms that carry an IPv4 address inside them, and reach it: a connection to one
+# of these is a connection to that IPv4 address (through a translator or a tunnel).
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215 local use: any layout
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+
+
+def embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address reaches through a transition mechanism.
+
+    Decoded by hand rather than with `ipaddress`'s own properties and `is_global`,
+    whose lists of these ranges differ from one Python release to the next."""
+    value = int(addr)
+    low32 = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if value >> 32 == 0xFFFF:  # IPv4-mapped ::ffff:a.b.c.d
+        return [low32]
+    if addr in _IPV4_COMPATIBLE or addr in _NAT64:
+        return [low32]
+    if addr in _SIXTOFOUR:
+        return [ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF)]
+    if addr in _TEREDO:
+        server = ipaddress.IPv4Address((value >> 64) & 0xFFFFFFFF)
+        client = ipaddress.IPv4Address(~value & 0xFFFFFFFF)  # sent obfuscated (inverted)
+        return [server, client]
+    return []
+
+
+def _public_ipv4(addr: ipaddress.IPv4Address, networks) -> bool:
+    if any(addr in net for net in networks):
         return True
+    return addr.is_global and not addr.is_multicast
+
+
+def is_public_address(ip: str, allowed: Iterable[str] = ()) -> bool:
+    """May we connect to `ip`? Only to a global unicast address, or one in `allowed`.
+
+    An IPv6 address that embeds an IPv4 address (mapped, compatible, NAT64, 6to4,
+    Teredo) is refused when any IPv4 address inside it would be."""
+    addr = ipaddress.ip_address(ip)
+    networks = _networks(allowed)
+    if isinstance(addr, ipaddress.IPv4Address):
+        return _public_ipv4(addr, networks)
+    if any(addr in net for net in networks):
+        return True
+    if addr in _NAT64_LOCAL:
+        return False  # where the IPv4 address sits depends on the operator's prefix length
+    inner = embedded_ipv4(addr)
+    if inner:
+        if not all(_public_ipv4(v4, networks) for v4 in inner):
+            return False
+        if addr.ipv4_mapped or addr in _IPV4_COMPATIBLE or addr in _NAT64:
+            return True  # nothing but the IPv4 address: it decides
     return addr.is_global and not addr.is_multicast
 
 

@@ -1,5 +1,8 @@
-"""OPML import and export of sources. An import is all or nothing: a malformed, huge,
-or partly invalid file changes nothing and says what is wrong."""
+"""OPML import and export of sources. An import is all or nothing for the file: a
+malformed, huge, or partly invalid file changes nothing and says what is wrong. Where
+each feed's host points is a question for the network, so a worker answers it after
+the import (`check_source_addresses`), not the editor's request: a file may name 2,000
+hosts."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from xml.sax.saxutils import quoteattr
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from lxml import etree
 
 from aggregator.ingest.http import is_public_address
@@ -76,30 +80,45 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:
 
 
 def _refused_address(url: str) -> str:
-    """Why this URL may not be fetched, or ""."""
+    """Why this URL may not be fetched, or "". Resolves the host: call it on a worker."""
     host = urlsplit(url).hostname or ""
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except socket.gaierror:
         return ""  # unknown today; the poller will say so
-    for address in addresses:
+    for address in sorted(addresses):
         try:
             ipaddress.ip_address(address)
         except ValueError:
             continue
         if not is_public_address(address, settings.FETCH_ALLOWED_NETWORKS):
-            return f"{url} points at a private or reserved address ({address})"
+            return (
+                f"paused: {host} points at a private or reserved address ({address}); "
+                "set FETCH_ALLOWED_NETWORKS to allow it, then resume the source"
+            )
     return ""
 
 
+def check_source_addresses(source_ids: list[int]) -> list[str]:
+    """Pause each of these sources whose feed host resolves to an address we may not
+    fetch, saying why on the source (the desk lists it as failing). Returns the reasons."""
+    reasons = []
+    for source in Source.objects.filter(pk__in=source_ids, is_active=True):
+        if reason := _refused_address(source.feed_url):
+            Source.objects.filter(pk=source.pk).update(
+                is_active=False,
+                last_error=reason,
+                consecutive_failures=F("consecutive_failures") + 1,
+            )
+            reasons.append(f"{source.name}: {reason}")
+    return reasons
+
+
 def import_opml(data: bytes) -> ImportResult:
+    """Add the file's feeds as sources, all or none. Their addresses are checked
+    afterwards, on a worker: enqueue `check_sources_task` with the ids added."""
     feeds = parse_opml(data)
-    problems = []
-    for feed in feeds:
-        if not is_http_url(feed.url):
-            problems.append(f"{feed.url!r} is not an http(s) URL")
-        elif reason := _refused_address(feed.url):
-            problems.append(reason)
+    problems = [f"{feed.url!r} is not an http(s) URL" for feed in feeds if not is_http_url(feed.url)]
     if problems:
         raise OpmlError(
             "nothing was imported: "

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from aggregator.ingest.opml import OpmlError, export_opml, import_opml
+from aggregator.tasks import enqueue_address_checks
 
 
 class Command(BaseCommand):
@@ -32,6 +33,7 @@ class Command(BaseCommand):
             result = import_opml(path.read_bytes())
         except OpmlError as exc:
             raise CommandError(f"{exc}. Fix the file and run the import again.") from exc
+        enqueue_address_checks([s.pk for s in result.added])
         for n, source in enumerate(result.added, 1):
             self.stdout.write(f"[{n}/{len(result.added)}] added {source.name} ({source.feed_url})")
         for line in result.skipped:
@@ -39,3 +41,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Imported {len(result.added)} sources, skipped {len(result.skipped)}.")
         )
+        if result.added:
+            self.stdout.write(
+                "The workers (manage.py qcluster) check where each feed's host points and pause "
+                "any that point at a private address."
+            )
