@@ -16,31 +16,60 @@ def env_str(name: str, default: str = "") -> str:
     return os.environ.get(name, default)
 
 
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def env_bool(name: str, default: bool = False) -> bool:
+    """A switch. Anything but the accepted words stops start-up: a typo such as
+    DEBUG=ture must not quietly mean False."""
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a switch value. Use one of {', '.join(TRUE_WORDS)} to turn it on, "
+        f"or one of {', '.join(FALSE_WORDS)} to turn it off (or leave {name} unset: "
+        f"{'on' if default else 'off'})."
+    )
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
     try:
-        return int(value)
+        number = int(value.strip())
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a whole number. Use digits only, such as {name}={default} "
+            f"(or leave {name} unset: {default})."
+        ) from exc
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} is too small: use a whole number of {minimum} or more.")
+    return number
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
     try:
-        return float(value)
+        number = float(value.strip())
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a number. Use digits with an optional decimal point, such as "
+            f"{name}={default} (or leave {name} unset: {default})."
+        ) from exc
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a finite number, such as {name}={default}.")
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} is too small: use a number of {minimum:g} or more.")
+    return number
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -187,9 +216,9 @@ else:
 # max_attempts bounds a poison task; catch_up off so downtime does not cause a storm.
 Q_CLUSTER = {
     "name": env_str("Q_CLUSTER_NAME", "newsdesk"),
-    "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 120),
-    "retry": env_int("Q_RETRY", 300),
+    "workers": env_int("Q_WORKERS", 2, minimum=1),
+    "timeout": env_int("Q_TIMEOUT", 120, minimum=1),
+    "retry": env_int("Q_RETRY", 300, minimum=1),
     "max_attempts": 3,
     "catch_up": False,
     "save_limit": 500,
@@ -229,9 +258,9 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Fetching: limits for every outside request (feeds and article pages).
-FETCH_CONNECT_TIMEOUT = env_int("FETCH_CONNECT_TIMEOUT", 5)
-FETCH_TOTAL_TIMEOUT = env_int("FETCH_TOTAL_TIMEOUT", 20)
-FETCH_MAX_BYTES = env_int("FETCH_MAX_BYTES", 15 * 1024 * 1024)
+FETCH_CONNECT_TIMEOUT = env_int("FETCH_CONNECT_TIMEOUT", 5, minimum=1)
+FETCH_TOTAL_TIMEOUT = env_int("FETCH_TOTAL_TIMEOUT", 20, minimum=1)
+FETCH_MAX_BYTES = env_int("FETCH_MAX_BYTES", 15 * 1024 * 1024, minimum=1)
 FETCH_MAX_REDIRECTS = env_int("FETCH_MAX_REDIRECTS", 5)
 # Comma-separated networks that may be fetched although private (e.g. 127.0.0.0/8
 # for the offline demo and the tests). Empty: private, loopback, link-local and
@@ -242,14 +271,14 @@ FETCH_USER_AGENT = env_str(
     f"NewsdeskBot/0.1 (+{SITE_URL}/about/; feed reader and article summarizer)",
 )
 # At most this many fetches to one host at once in a process (politeness to publishers).
-FETCH_PER_HOST = env_int("FETCH_PER_HOST", 4)
-EXTRACT_MAX_BYTES = env_int("EXTRACT_MAX_BYTES", 3 * 1024 * 1024)
-EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15)
+FETCH_PER_HOST = env_int("FETCH_PER_HOST", 4, minimum=1)
+EXTRACT_MAX_BYTES = env_int("EXTRACT_MAX_BYTES", 3 * 1024 * 1024, minimum=1)
+EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15, minimum=1)
 
 # Polling cadence, in minutes.
-POLL_MIN_INTERVAL = env_int("POLL_MIN_INTERVAL", 5)
-POLL_MAX_INTERVAL = env_int("POLL_MAX_INTERVAL", 24 * 60)
-POLL_DEFAULT_INTERVAL = env_int("POLL_DEFAULT_INTERVAL", 30)
+POLL_MIN_INTERVAL = env_int("POLL_MIN_INTERVAL", 5, minimum=1)
+POLL_MAX_INTERVAL = env_int("POLL_MAX_INTERVAL", 24 * 60, minimum=1)
+POLL_DEFAULT_INTERVAL = env_int("POLL_DEFAULT_INTERVAL", 30, minimum=1)
 # An article claimed by a worker that has not finished within this many minutes is
 # taken to belong to a dead worker and is picked up again.
 STUCK_AFTER_MINUTES = env_int("STUCK_AFTER_MINUTES", 10)
@@ -291,7 +320,7 @@ CLAUDE_MAX_INPUT_CHARS = env_int("CLAUDE_MAX_INPUT_CHARS", 24000)
 # 529, 5xx or timeout), waiting what the API's retry-after asks (up to
 # CLAUDE_RETRY_MAX_WAIT seconds in the task; longer, the article is tried again later),
 # all inside the task timeout (Q_TIMEOUT).
-CLAUDE_TIMEOUT = env_int("CLAUDE_TIMEOUT", 30)
+CLAUDE_TIMEOUT = env_int("CLAUDE_TIMEOUT", 30, minimum=1)
 CLAUDE_MAX_CALLS = env_int("CLAUDE_MAX_CALLS", 3)
 CLAUDE_RETRY_MAX_WAIT = env_int("CLAUDE_RETRY_MAX_WAIT", 10)
 if CLAUDE_MAX_CALLS < 1:

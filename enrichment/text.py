@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date
 
 # A sentence ends at . ! ? … (not after a day number as in "3. Juli", nor after a
 # title as in "Dr."), or at a CJK full stop.
@@ -367,24 +368,23 @@ _DATE_PATTERNS = [
 
 
 def find_dates(sentence: str) -> list[FoundDate]:
-    """Explicit calendar dates in a sentence, most precise first where they overlap."""
+    """Explicit calendar dates in a sentence, most precise first where they overlap.
+    An impossible date (31 February, month 13) is no date, not even its month."""
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
     for pattern in _DATE_PATTERNS:
         for m in pattern.finditer(sentence):
             if any(m.start() < e and s < m.end() for s, e in taken):
                 continue
+            taken.append((m.start(), m.end()))  # valid or not: no shorter pattern may reuse it
             month_raw = m.group("m")
             month = int(month_raw) if month_raw.isdigit() else _MONTHS.get(month_raw.lower())
             year = int(m.group("y"))
-            if not month or not 1 <= month <= 12:
-                continue
             day = m.groupdict().get("d")
-            value = f"{year:04d}-{month:02d}"
-            if day:
-                if not 1 <= int(day) <= 31:
-                    continue
-                value += f"-{int(day):02d}"
+            try:
+                date(year, month or 0, int(day) if day else 1)
+            except ValueError:
+                continue
+            value = f"{year:04d}-{month:02d}" + (f"-{int(day):02d}" if day else "")
             found.append(FoundDate(value, m.start(), m.end()))
-            taken.append((m.start(), m.end()))
     return sorted(found, key=lambda f: f.start)

@@ -65,6 +65,26 @@ def test_it_finds_explicit_dates(sentence, value):
     assert [d.value for d in tx.find_dates(sentence)] == [value]
 
 
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The vote is set for 2026-02-31.",
+        "The vote is set for 31 February 2026.",
+        "The vote is set for February 30, 2027.",
+        "Am 31. April 2026 stimmte der Rat ab.",
+        "2026年2月30日，公司发布了模型。",
+        "Filed as 2026-13-01 and 2025-02-29.",
+        "Issue 2026-00-10.",
+    ],
+)
+def test_an_impossible_date_is_no_date(sentence):
+    assert tx.find_dates(sentence) == []
+
+
+def test_a_leap_day_is_a_date():
+    assert [d.value for d in tx.find_dates("It opened on 2028-02-29.")] == ["2028-02-29"]
+
+
 def test_no_date_is_found_where_there_is_none():
     assert tx.find_dates("The 12 points and 70 billion parameters are not dates.") == []
 

@@ -117,3 +117,26 @@ def test_extraction_is_interrupted_at_its_time_limit():
 def test_extraction_says_when_there_is_no_text():
     with pytest.raises(ExtractionError, match="no article text"):
         extract_html(b"<html><head><title>x</title></head><body></body></html>")
+
+
+def link_farm(count: int, *, meta_date: str = "") -> bytes:
+    """An article followed by `count` numbered links (among them the numbers 1995…2026)."""
+    meta = f'<meta property="article:published_time" content="{meta_date}">' if meta_date else ""
+    links = "".join(f'<a href="/p/{i}">{i}</a> ' for i in range(count))
+    html = page("Council passes budget", LOREM).decode()
+    html = html.replace("<title>", meta + "<title>").replace("</footer>", f"</footer><div>{links}</div>")
+    return html.encode()
+
+
+def test_a_page_full_of_numbered_links_has_no_guessed_date():
+    assert extract_html(link_farm(2100)).date == ""
+
+
+@pytest.mark.slow
+def test_a_page_of_80000_links_has_no_guessed_date():
+    extraction = extract_html(link_farm(80_000), time_limit_s=120)
+    assert extraction.date == "" and extraction.published_at is None
+
+
+def test_the_publishers_own_date_is_still_read():
+    assert extract_html(link_farm(2100, meta_date="2026-11-18T09:30:00+00:00")).date == "2026-11-18"

@@ -25,6 +25,7 @@ _LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0
 # Pages with more elements than this are refused rather than parsed for minutes.
 _CONFIG = use_config()
 _CONFIG.set("DEFAULT", "MAX_TREE_SIZE", "50000")
+_CONFIG.set("DEFAULT", "EXTENSIVE_DATE_SEARCH", "off")
 
 
 class ExtractionError(Exception):
