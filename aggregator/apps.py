@@ -5,3 +5,6 @@ class AggregatorConfig(AppConfig):
     name = "aggregator"
     verbose_name = "News"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from aggregator import pagecache  # noqa: F401  (connects the write watcher)

@@ -393,3 +393,14 @@ class Article(models.Model):
         if updated:
             self.state, self.state_changed_at = to_state, now
         return bool(updated)
+
+
+class ContentGeneration(models.Model):
+    """One row whose number moves after every committed change readers could see
+    (aggregator.pagecache): cached pages are keyed on it, so a correction shows at once."""
+
+    value = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"content generation {self.value}"

@@ -1,0 +1,194 @@
+"""Whole-page cache for anonymous readers, keyed on a content generation.
+
+The generation is one database row (ContentGeneration) whose number moves after every
+committed write to a table readers see (articles, cards, corrections, stories, recaps,
+taxonomy). The writes are noticed by a database execute wrapper, so queryset
+`.update()`s and bulk writes count as much as `save()`; the number moves only once the
+transaction has committed, so a page rendered from old rows can never be stored under
+the new number. Every process reads the number from the database, so a correction made
+in the admin (or a card written by a worker) shows on the next request everywhere.
+
+Readers with a session or a messages cookie (editors) are never served from the cache
+and get `Cache-Control: private`. Everyone else gets `Cache-Control: public, max-age`,
+an ETag and a Last-Modified (the time of the last change), and a 304 when they have it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connections, transaction
+from django.db.backends.signals import connection_created
+from django.db.models import F
+from django.db.models.signals import post_migrate, pre_migrate
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers
+from django.utils.http import http_date
+
+logger = logging.getLogger(__name__)
+
+# Tables whose rows appear on public pages or feeds. A source's schedule and health,
+# written on every poll, are not (see _is_poll_bookkeeping).
+WATCHED_TABLES = frozenset(
+    {
+        "aggregator_article",
+        "aggregator_article_audiences",
+        "aggregator_story",
+        "aggregator_category",
+        "aggregator_audiencetag",
+        "aggregator_source",
+        "enrichment_insight",
+        "enrichment_correction",
+        "enrichment_weeklyrecap",
+    }
+)
+_WRITE = re.compile(r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+[`"]?(\w+)', re.IGNORECASE)
+_ACCEPTS_GZIP = re.compile(r"\bgzip\b")
+GENERATION_TABLE = "aggregator_contentgeneration"
+
+
+def written_table(sql: str) -> str | None:
+    match = _WRITE.match(sql)
+    return match.group(1).lower() if match else None
+
+
+def bump(using: str = "default") -> None:
+    """One plain UPDATE: it may run while the write that caused it is still being read
+    back (INSERT … RETURNING), so it must not open a transaction of its own."""
+    from aggregator.models import ContentGeneration
+
+    ContentGeneration.objects.using(using).filter(pk=1).update(
+        value=F("value") + 1, changed_at=timezone.now()
+    )
+
+
+def content_changed(using: str = "default") -> None:
+    """Move the generation once the current transaction commits (at once outside one)."""
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        bump(using)
+        return
+    if any(getattr(func, "content_bump", False) for _sids, func, _robust in connection.run_on_commit):
+        return  # already due at this commit
+
+    def after_commit() -> None:
+        bump(using)
+
+    after_commit.content_bump = True  # type: ignore[attr-defined]
+    transaction.on_commit(after_commit, using=using)
+
+
+_migrating = False
+
+
+@receiver(pre_migrate)
+def _pause(sender, **kwargs) -> None:
+    global _migrating
+    _migrating = True  # the generation's own table may not exist yet
+
+
+@receiver(post_migrate)
+def _resume(sender, using: str = "default", **kwargs) -> None:
+    global _migrating
+    _migrating = False
+
+
+def _watch(execute: Callable, sql: str, params, many: bool, context) -> object:
+    result = execute(sql, params, many, context)
+    table = written_table(sql)
+    if not _migrating and table in WATCHED_TABLES and not _is_poll_bookkeeping(sql, table):
+        content_changed(context["connection"].alias)
+    return result
+
+
+def _is_poll_bookkeeping(sql: str, table: str) -> bool:
+    """A source's schedule and health (written on every poll) are not on any page."""
+    return table == "aggregator_source" and sql.lstrip()[:6].upper() == "UPDATE" and '"name"' not in sql
+
+
+@receiver(connection_created)
+def _install(sender, connection, **kwargs) -> None:
+    if _watch not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_watch)
+
+
+def current_generation() -> tuple[int, float]:
+    """(number, time of the last change as a timestamp). The row is made by a migration;
+    if it has gone, it is made again with a number no cached page carries."""
+    from aggregator.models import ContentGeneration
+
+    row = ContentGeneration.objects.filter(pk=1).values_list("value", "changed_at").first()
+    if row is None:
+        made, _ = ContentGeneration.objects.get_or_create(pk=1, defaults={"value": int(time.time())})
+        row = (made.value, made.changed_at)
+    return row[0], row[1].timestamp()
+
+
+def _is_reader(request: HttpRequest) -> bool:
+    return not (
+        settings.SESSION_COOKIE_NAME in request.COOKIES
+        or getattr(settings, "MESSAGE_COOKIE_NAME", "messages") in request.COOKIES
+    )
+
+
+def _excluded(path: str) -> bool:
+    return any(path.startswith(prefix) for prefix in settings.PAGE_CACHE_EXCLUDE)
+
+
+def _storable(response: HttpResponse) -> bool:
+    if response.status_code != 200 or response.streaming or response.cookies:
+        return False
+    control = response.get("Cache-Control", "").lower()
+    return not any(word in control for word in ("private", "no-store", "no-cache"))
+
+
+class PageCacheMiddleware:
+    """Serve anonymous GETs of public pages and feeds from the cache (see module doc).
+    Placed above GZipMiddleware, so the compressed body is what is stored."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        seconds = settings.PAGE_CACHE_SECONDS
+        if request.method not in ("GET", "HEAD") or _excluded(request.path_info):
+            return self.get_response(request)
+        if not _is_reader(request):
+            response = self.get_response(request)
+            patch_cache_control(response, private=True)
+            return response
+
+        generation, changed_at = current_generation()
+        encoding = "gzip" if _ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")) else "identity"
+        path = hashlib.sha256(request.get_full_path().encode()).hexdigest()[:32]
+        key = f"page:{generation}:{encoding}:{request.get_host()}:{path}"
+        cached = cache.get(key) if seconds > 0 and request.method == "GET" else None
+        if cached is not None:
+            status, headers, content = cached
+            response = HttpResponse(content, status=status)
+            for name, value in headers:
+                response[name] = value
+        else:
+            response = self.get_response(request)
+            if not _storable(response):
+                return response
+            patch_cache_control(response, public=True, max_age=max(seconds, 0))
+            patch_vary_headers(response, ["Cookie"])
+            if changed_at:
+                response["Last-Modified"] = http_date(changed_at)
+            if seconds > 0 and request.method == "GET":
+                cache.set(key, (response.status_code, list(response.items()), response.content), seconds)
+        return get_conditional_response(
+            request,
+            etag=response.get("ETag"),
+            last_modified=int(changed_at) if changed_at else None,
+            response=response,
+        )

@@ -1,0 +1,194 @@
+"""The whole-page cache for anonymous readers: served from the cache on a repeat
+visit, moved on by every committed change readers could see (so a correction shows at
+once), conditional GETs answered 304, HTML and feeds gzipped, editors never cached.
+
+These tests commit for real (transactional database): the generation moves only after
+a commit, which is the point."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
+from django.test import Client
+
+from aggregator.models import Article, ContentGeneration, Source
+from aggregator.pagecache import current_generation, written_table
+from enrichment.models import Insight
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture(autouse=True)
+def page_cache(settings):
+    settings.PAGE_CACHE_SECONDS = 60
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def demo(transactional_db, demo_dump):
+    """The demo corpus, committed (one transaction, so references resolve at commit)."""
+    from django.core import serializers
+    from django.db import transaction
+
+    with transaction.atomic():
+        for obj in serializers.deserialize("json", demo_dump):
+            obj.save()
+    return Article.objects.all()
+
+
+@pytest.fixture
+def reader():
+    return Client()
+
+
+@pytest.fixture
+def editor():
+    user = User.objects.create_user("ed", password="pw-for-tests", is_staff=True)
+    user.groups.add(Group.objects.get(name="Editors"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def correct_hook(editor: Client, insight: Insight, hook: str) -> None:
+    url = f"/admin/enrichment/insight/{insight.pk}/change/"
+    form = editor.get(url).context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if k in form.fields and v is not None}
+    data.update(
+        {
+            "hook": hook,
+            "mark_reviewed": "on",
+            "takeaways": form["takeaways"].value(),
+            "implications": form["implications"].value(),
+            "timeline": form["timeline"].value(),
+            "corrections-TOTAL_FORMS": "0",
+            "corrections-INITIAL_FORMS": "0",
+        }
+    )
+    response = editor.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+
+def test_it_serves_a_repeat_visit_from_the_cache_with_one_query(reader, demo, django_assert_num_queries):
+    first = reader.get("/")
+    assert first.status_code == 200
+    with django_assert_num_queries(1):  # the generation, nothing else
+        again = reader.get("/")
+    assert again.content == first.content
+    assert "public" in again["Cache-Control"] and "max-age=60" in again["Cache-Control"]
+
+
+def test_it_shows_a_correction_on_the_cached_front_page_and_article_page_at_once(reader, editor, demo):
+    insight = Insight.objects.select_related("article").order_by("-article__sort_at").first()
+    article_url = insight.article.get_absolute_url()
+    assert "A corrected hook" not in reader.get("/").content.decode()
+    assert "A corrected hook" not in reader.get(article_url).content.decode()
+    assert reader.get(article_url).content == reader.get(article_url).content  # cached
+
+    correct_hook(editor, insight, "A corrected hook")
+
+    assert "A corrected hook" in reader.get("/").content.decode()
+    article_html = reader.get(article_url).content.decode()
+    assert "A corrected hook" in article_html and "Reviewed by an editor on" in article_html
+
+
+def test_it_moves_on_when_a_queryset_update_hides_an_article(reader, demo):
+    article = Article.objects.order_by("-is_featured", "-sort_at").first()
+    assert article.title in reader.get("/").content.decode()
+    before = current_generation()[0]
+    Article.objects.filter(pk=article.pk).update(is_hidden=True)  # no save(), no signal
+    assert current_generation()[0] > before
+    assert article.title not in reader.get("/").content.decode()
+    assert reader.get(article.get_absolute_url()).status_code == 404
+
+
+def test_it_moves_once_per_transaction_and_only_after_the_commit(demo):
+    from django.db import transaction
+
+    before = current_generation()[0]
+    with transaction.atomic():
+        Article.objects.update(is_featured=False)
+        Article.objects.filter(pk=Article.objects.first().pk).update(is_featured=True)
+        assert current_generation()[0] == before  # nothing a reader could cache early
+    assert current_generation()[0] == before + 1
+
+
+def test_polls_writing_a_sources_schedule_do_not_move_it(demo):
+    from django.utils import timezone
+
+    before = current_generation()[0]
+    source = Source.objects.first()
+    Source.objects.filter(pk=source.pk).update(next_poll_at=timezone.now(), consecutive_failures=0)
+    assert current_generation()[0] == before
+    Source.objects.filter(pk=source.pk).update(name="Renamed Publication")
+    assert current_generation()[0] == before + 1
+
+
+def test_it_answers_a_conditional_get_with_304(reader, demo):
+    first = reader.get("/")
+    etag, modified = first["ETag"], first["Last-Modified"]
+    assert etag and modified
+    assert reader.get("/", HTTP_IF_NONE_MATCH=etag).status_code == 304
+    assert reader.get("/", HTTP_IF_MODIFIED_SINCE=modified).status_code == 304
+    feed = reader.get("/feeds/rss/")
+    assert reader.get("/feeds/rss/", HTTP_IF_NONE_MATCH=feed["ETag"]).status_code == 304
+    Article.objects.filter(pk=Article.objects.first().pk).update(is_hidden=True)
+    assert reader.get("/", HTTP_IF_NONE_MATCH=etag).status_code == 200
+
+
+def test_it_gzips_pages_and_feeds_and_caches_each_encoding(reader, demo):
+    for path in ("/", "/feeds/rss/", "/feeds/atom/"):
+        plain = reader.get(path)
+        zipped = reader.get(path, HTTP_ACCEPT_ENCODING="gzip, br")
+        assert zipped["Content-Encoding"] == "gzip"
+        assert "Accept-Encoding" in zipped["Vary"]
+        assert gzip.decompress(zipped.content) == plain.content
+        assert len(zipped.content) < len(plain.content) / 2
+        assert "Content-Encoding" not in plain
+        assert reader.get(path, HTTP_ACCEPT_ENCODING="gzip").content == zipped.content
+
+
+def test_editors_are_never_served_from_the_cache(reader, editor, demo):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    reader.get("/")
+    with CaptureQueriesContext(connection) as queries:
+        response = editor.get("/")
+    assert len(queries) > 3  # rendered for them, not looked up
+    assert "private" in response["Cache-Control"]
+    assert "public" not in response["Cache-Control"]
+
+
+def test_it_never_caches_the_admin(editor, reader, demo):
+    response = reader.get("/admin/login/")
+    assert "public" not in response.get("Cache-Control", "")
+
+
+def test_a_lost_generation_row_is_made_again_with_a_new_number(reader, demo):
+    reader.get("/")
+    before = current_generation()[0]
+    ContentGeneration.objects.all().delete()
+    Source.objects.create(name="S", slug="s", feed_url="http://127.0.0.1:9/f")
+    after = current_generation()[0]
+    assert after != before and current_generation()[0] == after
+    Article.objects.filter(pk=Article.objects.first().pk).update(is_hidden=True)
+    assert current_generation()[0] == after + 1
+
+
+@pytest.mark.parametrize(
+    "sql, table",
+    [
+        ('UPDATE "aggregator_article" SET "is_hidden" = %s', "aggregator_article"),
+        ('INSERT INTO "enrichment_insight" ("x") VALUES (%s)', "enrichment_insight"),
+        ('  delete from "aggregator_story" where 1', "aggregator_story"),
+        ('SELECT "aggregator_article"."id" FROM "aggregator_article"', None),
+    ],
+)
+def test_it_reads_which_table_a_statement_writes(sql, table):
+    assert written_table(sql) == table
