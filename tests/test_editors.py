@@ -123,8 +123,9 @@ def test_it_pauses_imported_sources_that_point_at_private_addresses_on_the_worke
     assert response.status_code == 302
     # The request added every source, and left the checks to the worker.
     assert Source.objects.filter(is_active=True).count() == 4
-    assert len(callbacks) == 1
-    callbacks[0]()  # the worker's turn (tasks run inline in tests)
+    tasks = [c for c in callbacks if not getattr(c, "content_bump", False)]  # not the page cache's
+    assert len(tasks) == 1
+    tasks[0]()  # the worker's turn (tasks run inline in tests)
     paused = {s.name: s.last_error for s in Source.objects.filter(is_active=False)}
     assert set(paused) == {"Alpha", "Beta", "Intranet", "Metadata"}  # 127.0.0.1 is private too
     assert "localhost points at a private or reserved address (127.0.0.1)" in paused["Intranet"]
