@@ -128,12 +128,17 @@ def recap_link() -> tuple[str, str]:
 @require_GET
 def article(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(
-        Article.objects.visible()
-        .select_related("source", "category", "insight", "story")
-        .prefetch_related("audiences", "insight__corrections"),
+        Article.objects.select_related("source", "category", "insight", "story").prefetch_related(
+            "audiences", "insight__corrections"
+        ),
         pk=pk,
     )
     insight = getattr(item, "insight", None)
+    if item.is_hidden:
+        # Withdrawn by the editors; its corrections are a public record and stay readable.
+        if insight is None or not insight.corrections.all():
+            raise Http404("No such article")
+        return render(request, "aggregator/withdrawn.html", {"article": item, "insight": insight}, status=410)
     related = []
     if insight and insight.related_ids:
         by_id = {a.pk: a for a in Article.objects.visible().for_cards().filter(pk__in=insight.related_ids)}

@@ -86,9 +86,12 @@ class Insight(models.Model):
 
 
 class Correction(models.Model):
-    """An editor's change to a card already shown to readers; the card lists them."""
+    """An editor's change to a card already shown to readers; the card lists them.
 
-    insight = models.ForeignKey(Insight, on_delete=models.CASCADE, related_name="corrections")
+    A public record: deleting the article or its source is refused while it has one
+    (pause the source, hide the article: the correction stays readable on its URL)."""
+
+    insight = models.ForeignKey(Insight, on_delete=models.PROTECT, related_name="corrections")
     field = models.CharField(max_length=40)
     before = models.TextField(blank=True)
     after = models.TextField(blank=True)

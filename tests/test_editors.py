@@ -6,10 +6,11 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db.models import ProtectedError
 
 from aggregator.ingest.discover import NoFeedFound, discover_feed
 from aggregator.ingest.opml import OpmlError, export_opml, import_opml, parse_opml
-from aggregator.models import Source
+from aggregator.models import Article, Source
 from enrichment.models import Correction, Insight
 from tests.feeds import rss
 from tests.servers import LoopbackServer, Reply
@@ -202,6 +203,49 @@ def test_review_and_correction_show_on_the_public_card(editor, client, demo):
     html = client.get(insight.article.get_absolute_url()).content.decode()
     assert "Reviewed by an editor on" in html and "A corrected hook" in html
     assert "hook changed" in html
+
+
+def corrected_article(demo):
+    insight = Insight.objects.select_related("article__source").first()
+    Correction.objects.create(insight=insight, field="hook", before="A wrong hook", after="The right hook")
+    return insight.article
+
+
+def test_deleting_a_source_keeps_its_public_corrections(admin_client, demo):
+    article = corrected_article(demo)
+    source = article.source
+    url = f"/admin/aggregator/source/{source.pk}/delete/"
+    html = admin_client.get(url).content.decode()
+    assert "protected" in html and "hook corrected on" in html
+    admin_client.post(url, {"post": "yes"})
+    bulk = {"action": "delete_selected", "_selected_action": [source.pk], "post": "yes"}
+    admin_client.post("/admin/aggregator/source/", bulk)
+    assert Source.objects.filter(pk=source.pk).exists()
+    assert Correction.objects.filter(insight__article=article).count() == 1
+    with pytest.raises(ProtectedError):
+        source.delete()
+    with pytest.raises(ProtectedError):
+        article.delete()
+
+
+def test_a_source_without_corrections_can_still_be_deleted(admin_client, demo):
+    source = Source.objects.exclude(articles__insight__corrections__isnull=False).first()
+    admin_client.post(f"/admin/aggregator/source/{source.pk}/delete/", {"post": "yes"})
+    assert not Source.objects.filter(pk=source.pk).exists()
+
+
+def test_a_hidden_article_keeps_its_corrections_readable_on_its_url(client, demo):
+    article = corrected_article(demo)
+    Article.objects.filter(pk=article.pk).update(is_hidden=True)
+    response = client.get(article.get_absolute_url())
+    html = response.content.decode()
+    assert response.status_code == 410
+    assert "withdrawn" in html and "hook changed" in html
+    assert "A wrong hook" in html and "The right hook" in html
+    assert article.url in html
+    other = Article.objects.exclude(pk=article.pk).first()
+    Article.objects.filter(pk=other.pk).update(is_hidden=True)
+    assert client.get(other.get_absolute_url()).status_code == 404  # nothing public to keep
 
 
 def test_the_editors_desk_shows_what_is_broken_or_waiting(editor, demo):
