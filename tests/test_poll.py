@@ -220,3 +220,34 @@ def test_a_second_claim_of_the_same_poll_loses():
     stale = Source.objects.get(pk=source.pk)
     assert source.claim_poll(now=timezone.now(), lease_minutes=30)
     assert not stale.claim_poll(now=timezone.now(), lease_minutes=30)
+
+
+ATOM_TITLES = b"""<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">
+<title type="text">Web &lt;dev&gt; notes</title><id>urn:x</id><updated>2026-11-20T10:00:00Z</updated>
+<entry><id>urn:1</id><title type="html">Escaped twice: &amp;lt;script&amp;gt; in an HTML title</title>
+<link href="http://127.0.0.1:9/a"/><updated>2026-11-20T10:00:00Z</updated></entry>
+<entry><id>urn:2</id><title type="text">Plain: &lt;script&gt; in a text title</title>
+<link href="http://127.0.0.1:9/b"/><updated>2026-11-20T10:00:00Z</updated></entry>
+<entry><id>urn:3</id><title type="html">Real markup: &lt;b&gt;bold&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;gone</title>
+<link href="http://127.0.0.1:9/c"/><updated>2026-11-20T10:00:00Z</updated></entry>
+</feed>"""
+
+
+def test_a_headline_about_script_tags_keeps_its_words_and_shows_them_escaped(server, client):
+    feed = rss([{"guid": "1", "title": "Why <script> tags break pages", "link": "http://127.0.0.1:9/1"}])
+    poll(make_source(server.route("/f.xml", Reply(200, feed))))
+    article = Article.objects.get()
+    assert article.title == "Why <script> tags break pages"
+    html = client.get(article.get_absolute_url()).content.decode()
+    assert "Why &lt;script&gt; tags break pages" in html
+    assert "<script> tags" not in html
+
+
+def test_atom_titles_are_read_by_their_type(server):
+    poll(
+        make_source(server.route("/f.xml", Reply(200, ATOM_TITLES, {"Content-Type": "application/atom+xml"})))
+    )
+    titles = dict(Article.objects.values_list("guid", "title"))
+    assert titles["urn:1"] == "Escaped twice: <script> in an HTML title"
+    assert titles["urn:2"] == "Plain: <script> in a text title"
+    assert titles["urn:3"] == "Real markup: bold gone"  # markup in an HTML title is markup

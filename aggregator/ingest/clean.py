@@ -103,3 +103,13 @@ def html_to_text(fragment: str) -> str:
 def one_line(fragment: str) -> str:
     """A headline or name: tags dropped, entities decoded, whitespace collapsed."""
     return _SPACE.sub(" ", html_to_text(fragment)).strip()
+
+
+def text_line(value: str, content_type: str = "text/html") -> str:
+    """One line of a feed's text construct. Plain text (an RSS title, an Atom
+    type="text" title) is already text: "Why <script> tags break pages" is six words
+    about HTML, not markup, so it is kept whole (templates escape it); only HTML
+    content has its tags dropped."""
+    if content_type == "text/plain":
+        return _SPACE.sub(" ", strip_invisible(value)).strip()
+    return one_line(value)

@@ -11,7 +11,7 @@ from urllib.parse import urljoin
 
 import feedparser
 
-from aggregator.ingest.clean import one_line, sanitize_html, strip_invisible
+from aggregator.ingest.clean import one_line, sanitize_html, strip_invisible, text_line
 from aggregator.ingest.urls import canonicalize_url, is_http_url
 from aggregator.models import EntryData
 
@@ -66,6 +66,12 @@ def _image(entry, base: str) -> str:
     return ""
 
 
+def _title(node) -> str:
+    """The title as text, read according to the type feedparser found for it."""
+    detail = node.get("title_detail") or {}
+    return text_line(str(node.get("title", "")), detail.get("type") or "text/html")
+
+
 def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
     link = ""
     for candidate in [entry.get("link", "")] + [
@@ -79,7 +85,7 @@ def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
     summary_html = sanitize_html(entry.get("summary", ""))
     if summary_html == content_html:
         summary_html = ""
-    title = one_line(entry.get("title", ""))[:1000]
+    title = _title(entry)[:1000]
     if not title:
         title = one_line(summary_html or content_html)[:120]
     if not (title or link or content_html):
@@ -120,7 +126,7 @@ def parse_feed(content: bytes, *, url: str, content_type: str = "") -> ParsedFee
         raise NotAFeed(f"the URL returned {what}{reason}")
     language = str(feed.get("language", "") or "").split(",")[0].strip()
     result = ParsedFeed(
-        title=one_line(feed.get("title", ""))[:200],
+        title=_title(feed)[:200],
         link=feed.get("link", "") if is_http_url(feed.get("link", "")) else "",
         language=language[:16],
     )
