@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
+from redis.exceptions import RedisError
 
 from aggregator.ingest.opml import check_source_addresses
 from aggregator.ingest.pages import extract_article, recover_stuck
@@ -19,9 +21,33 @@ from enrichment.stories import assign_story
 logger = logging.getLogger(__name__)
 
 
+# What a broker that cannot be reached raises (Redis down; the database, for the ORM broker).
+BROKER_ERRORS = (RedisError, DatabaseError, OSError)
+
+
 def enqueue(func: str, *args, group: str | None = None) -> None:
-    """Enqueue after the current transaction commits, so the worker finds the rows."""
-    transaction.on_commit(lambda: async_task(func, *args, group=group))
+    """Enqueue after the current transaction commits, so the worker finds the rows.
+
+    A broker that is down fails nothing: the step that called this did its work and
+    says so (it must not be counted as a failed task), and the work it hands on is in
+    the database, where the sweeps (recover_stuck_task, dispatch_polls) find it again
+    within minutes."""
+
+    def send() -> None:
+        if Conf.SYNC:  # tasks run inline (tests, Q_SYNC): their own errors must show
+            async_task(func, *args, group=group)
+            return
+        try:
+            async_task(func, *args, group=group)
+        except BROKER_ERRORS as exc:
+            logger.warning(
+                "could not enqueue %s%r, the broker is unreachable (%s); the sweep will enqueue it again",
+                func,
+                tuple(args),
+                exc,
+            )
+
+    transaction.on_commit(send)
 
 
 def claim_due_sources(*, limit: int = 200) -> list[Source]:

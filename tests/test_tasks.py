@@ -74,3 +74,29 @@ def test_worker_settings_are_safe(settings):
     assert q["retry"] > q["timeout"]
     assert q["max_attempts"] > 0
     assert q["catch_up"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_that_succeeded_is_not_a_failed_task_while_the_broker_is_down(server, monkeypatch, caplog):
+    """Redis down (a real client, a port nobody listens on): the extraction succeeds and
+    says so, the enrichment it hands on is logged as not enqueued, and the sweep
+    enqueues it once the broker is back."""
+    from django_q.conf import Conf
+
+    url = server.route("/p.html", Reply(200, page("Story", LOREM), {"Content-Type": "text/html"}))
+    source = Source.objects.create(name="S", slug="s", feed_url=server.url("/feed.xml"))
+    article = Article.objects.create(source=source, guid="g", url=url, title="Story")
+    with monkeypatch.context() as down:
+        down.setattr(Conf, "SYNC", False)
+        down.setattr(Conf, "ORM", None)
+        down.setattr(Conf, "REDIS", "redis://127.0.0.1:9/0")  # discard port: connection refused
+        outcome = tasks.extract_article_task(article.pk)  # raised before: counted as a failed task
+    assert outcome.startswith("extracted")
+    article.refresh_from_db()
+    assert article.state == Article.State.EXTRACTED
+    assert "could not enqueue aggregator.tasks.enrich_article_task" in caplog.text
+    # Broker back (tasks inline again): the sweep finds the article and enriches it.
+    Article.objects.filter(pk=article.pk).update(state_changed_at=timezone.now() - timedelta(hours=1))
+    tasks.recover_stuck_task()
+    article.refresh_from_db()
+    assert article.state == Article.State.ENRICHED
