@@ -34,6 +34,8 @@ class NewsAtom(Atom1Feed):
         super().add_item_elements(handler, item)
         if item.get("source_url"):
             handler.addQuickElement("link", "", {"rel": "via", "href": item["source_url"]})
+        if item.get("story_url"):
+            handler.addQuickElement("link", "", {"rel": "related", "href": item["story_url"]})
 
 
 def _clean(text: str) -> str:
@@ -43,6 +45,14 @@ def _clean(text: str) -> str:
 def item_title(article: Article) -> str:
     insight = getattr(article, "insight", None)
     return _clean(insight.title if insight and insight.title else article.title)
+
+
+def item_story_url(article: Article) -> str:
+    """The absolute link to the article's story page, when the story has other reports."""
+    story = article.story if article.story_id else None
+    if story is None or story.article_count < 2:
+        return ""
+    return f"{settings.SITE_URL}{story.get_absolute_url()}"
 
 
 def item_html(article: Article) -> str:
@@ -67,6 +77,13 @@ def item_html(article: Article) -> str:
     audiences = [a.name for a in article.audiences.all()]
     if audiences:
         parts.append(f"<p>Who should care: {escape(', '.join(audiences))}</p>")
+    story_url = item_story_url(article)
+    if story_url:
+        count = article.story.publisher_count
+        parts.append(
+            f'<p><a href="{escape(story_url)}">The whole story: {count} publisher{"s" if count != 1 else ""}'
+            ", where they differ, the timeline</a></p>"
+        )
     origin = article.url or article.source.site_url
     parts.append(
         f'<p>Original source: <a href="{escape(origin)}">{escape(_clean(article.source.name))}</a>. '
@@ -141,6 +158,7 @@ class ArticleFeed(Feed):
             "source_url": item.url,
             "source_name": _clean(item.source.name),
             "source_feed": item.source.feed_url,
+            "story_url": item_story_url(item),
         }
 
 
@@ -204,6 +222,8 @@ def json_feed(request: HttpRequest, kind: str = "all", slug: str = "") -> JsonRe
             item["date_modified"] = insight.generated_at.isoformat()
         if article.language:
             item["language"] = article.language
+        if story_url := item_story_url(article):
+            item["_newsdesk"] = {"story_url": story_url, "publishers": article.story.publisher_count}
         items.append({k: v for k, v in item.items() if v not in (None, "", [])})
     data = {
         "version": "https://jsonfeed.org/version/1.1",

@@ -12,22 +12,35 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from aggregator import seo
+from aggregator.listings import leads, story_page
 from aggregator.models import Article, AudienceTag, Category, Source, Story
 from aggregator.search import search_articles
 from enrichment.models import WeeklyRecap
-from enrichment.timeline import story_timeline
+from enrichment.story_card import story_card
 
 PAGE_SIZE = 20
+STORY_PAGE_SIZE = 30  # reports per page of a story
 
 
 def _page(request: HttpRequest, articles: QuerySet[Article]) -> Page:
     return Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
+def _stories(request: HttpRequest, articles: QuerySet[Article]) -> Page:
+    """One card per story among `articles` (see aggregator.listings)."""
+    return story_page(request.GET.get("page"), articles, per_page=PAGE_SIZE)
+
+
 def _listing(
-    request: HttpRequest, articles: QuerySet[Article], *, heading: str, intro: str = "", **context
+    request: HttpRequest,
+    articles: QuerySet[Article],
+    *,
+    heading: str,
+    intro: str = "",
+    by_story: bool = True,
+    **context,
 ) -> HttpResponse:
-    page = _page(request, articles)
+    page = _stories(request, articles) if by_story else _page(request, articles)
     return render(
         request, "aggregator/listing.html", {"page": page, "heading": heading, "intro": intro, **context}
     )
@@ -35,14 +48,14 @@ def _listing(
 
 @require_GET
 def front(request: HttpRequest) -> HttpResponse:
-    page = _page(request, Article.objects.visible().for_cards())
+    page = _stories(request, Article.objects.visible())
     return render(request, "aggregator/front.html", {"page": page})
 
 
 @require_GET
 def category(request: HttpRequest, slug: str) -> HttpResponse:
     cat = get_object_or_404(Category, slug=slug)
-    articles = Article.objects.visible().for_cards().filter(category=cat)
+    articles = Article.objects.visible().filter(category=cat)
     return _listing(
         request,
         articles,
@@ -56,7 +69,7 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def audience(request: HttpRequest, slug: str) -> HttpResponse:
     tag = get_object_or_404(AudienceTag, slug=slug)
-    articles = Article.objects.visible().for_cards().filter(audiences=tag)
+    articles = Article.objects.visible().filter(audiences=tag)
     return _listing(
         request,
         articles,
@@ -71,15 +84,21 @@ def audience(request: HttpRequest, slug: str) -> HttpResponse:
 def source(request: HttpRequest, slug: str) -> HttpResponse:
     src = get_object_or_404(Source, slug=slug)
     articles = Article.objects.visible().for_cards().filter(source=src)
-    return _listing(request, articles, heading=src.name, source=src, feed_kind="source", feed_slug=src.slug)
+    return _listing(
+        request,
+        articles,
+        heading=src.name,
+        by_story=False,
+        source=src,
+        feed_kind="source",
+        feed_slug=src.slug,
+    )
 
 
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
-    articles = (
-        search_articles(Article.objects.visible().for_cards(), query) if query else Article.objects.none()
-    )
+    articles = search_articles(Article.objects.visible(), query) if query else Article.objects.none()
     return _listing(
         request, articles, heading=f"Search: {query}" if query else "Search", query=query, searching=True
     )
@@ -93,9 +112,7 @@ def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
         raise Http404("No such week") from exc
     tz = timezone.get_current_timezone()
     start = dt.datetime.combine(monday, dt.time.min, tzinfo=tz)
-    articles = (
-        Article.objects.visible().for_cards().filter(sort_at__gte=start, sort_at__lt=start + dt.timedelta(7))
-    )
+    articles = Article.objects.visible().filter(sort_at__gte=start, sort_at__lt=start + dt.timedelta(7))
     recap = WeeklyRecap.objects.filter(iso_year=year, iso_week=week).first()
     if recap and recap.status != WeeklyRecap.Status.PUBLISHED and not request.user.is_staff:
         recap = None  # drafts are for editors' eyes
@@ -163,24 +180,44 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def story(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(Story.objects.select_related("lead_article__source"), pk=pk)
-    articles = list(
-        Article.objects.visible()
-        .filter(story=item)
-        .select_related("source", "category", "insight")
-        .order_by(F("published_at").asc(nulls_last=True), "collected_at")
-    )
-    if not articles:
+    item = get_object_or_404(Story, pk=pk)
+    visible = Article.objects.visible().filter(story=item)
+    lead = leads(visible).select_related("source", "insight").first()
+    if lead is None:
         raise Http404("This story has no visible articles")
+    reports = Paginator(
+        visible.select_related("source", "insight")
+        .defer("text", "content_html", "summary_html")
+        .order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk"),
+        STORY_PAGE_SIZE,
+    ).get_page(request.GET.get("page"))
+    publishers = list(
+        visible.order_by().values_list("source__name", flat=True).distinct().order_by("source__name")
+    )
+    first = (
+        reports[0]
+        if reports.number == 1
+        else visible.select_related("source")
+        .order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk")
+        .first()
+    )
     return render(
         request,
         "aggregator/story.html",
         {
             "story": item,
-            "articles": articles,
-            "first": articles[0],
-            "timeline": story_timeline(item),
-            "publishers": sorted({a.source.name for a in articles}),
+            "lead": lead,
+            "page": reports,
+            "first": first,
+            "card": story_card(item) if reports.number == 1 else None,
+            "publishers": publishers,
+            "languages": sorted(
+                {
+                    (a or b).split("-")[0]
+                    for a, b in visible.values_list("language", "source__language").distinct()
+                }
+                - {""}
+            ),
         },
     )
 

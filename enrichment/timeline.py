@@ -19,10 +19,17 @@ class Entry:
     also: list[str] = field(default_factory=list)
 
 
-def story_timeline(story: Story, *, limit: int = 30) -> list[Entry]:
-    articles = list(
-        Article.objects.visible().filter(story=story).select_related("source", "insight").order_by("sort_at")
-    )
+def story_timeline(story: Story, *, limit: int = 30, articles: list[Article] | None = None) -> list[Entry]:
+    """`articles`: the reports to read (default: every visible one), e.g. a bounded sample."""
+    if articles is None:
+        articles = list(
+            Article.objects.visible()
+            .filter(story=story)
+            .select_related("source", "insight")
+            .order_by("sort_at")
+        )
+    else:
+        articles = sorted(articles, key=lambda a: a.sort_at)
     entries: dict[tuple[str, str], Entry] = {}
     for article in articles:
         when = article.published_at or article.collected_at

@@ -61,7 +61,7 @@ def test_a_part_with_nothing_in_it_is_left_out(client):
 
 
 @pytest.mark.parametrize(
-    "url", ["/", "/category/ai/", "/for/developers/", "/source/demo-rheinblick/", "/search/?q=Aurora", "WEEK"]
+    "url", ["/", "/category/ai/", "/for/developers/", "/source/demo-rheinblick/", "/search/?q=said", "WEEK"]
 )
 def test_listing_pages_make_the_same_number_of_queries_for_5_or_20_cards(client, demo, url):
     if url == "WEEK":
@@ -73,7 +73,7 @@ def test_listing_pages_make_the_same_number_of_queries_for_5_or_20_cards(client,
     assert len(shown) >= 2
     Article.objects.exclude(pk__in=shown[:5]).update(is_hidden=True)
     assert queries_for(client, url) == full
-    assert full <= 6
+    assert full <= 7  # count, page of stories, leads, their audiences, publishers, nav, object
 
 
 def test_the_article_page_makes_a_bounded_number_of_queries(client, demo, django_assert_max_num_queries):

@@ -1,0 +1,219 @@
+"""Listings show stories, not articles: one card per story (an article not yet in a
+story is a story of one), led by the story's best report, with its publishers, its
+languages and its freshest update.
+
+A page costs the same few queries whatever it shows: the count, one page of story keys
+(grouped and ranked in SQL), the leads, their audiences, and the publishers of the page.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, Length, RowNumber
+
+from aggregator.models import Article, Story
+
+# A report with at least this much text is a full report, not a brief or a feed summary.
+FULL_REPORT_CHARS = 600
+# Coverage counts like recency: each doubling of the publishers is worth this many hours,
+# so five publishers today outrank a single report of the same hour (and of the next 13).
+HOURS_PER_DOUBLING = 6
+MAX_PUBLISHERS_BOOSTED = 32
+BOOST_STEPS = (2, 3, 4, 5, 6, 8, 11, 16, 23, 32)  # publisher counts where the boost steps up
+
+
+def story_key() -> Coalesce:
+    """The story id, or minus the article id for an article not (yet) in a story."""
+    return Coalesce(F("story_id"), Value(0) - F("pk"), output_field=IntegerField())
+
+
+def coverage_boost_hours(publishers: int) -> int:
+    return round(HOURS_PER_DOUBLING * math.log2(max(1, min(publishers, MAX_PUBLISHERS_BOOSTED))))
+
+
+def ranked_at() -> tuple[Coalesce, Case]:
+    """(publishers, time): an article's time moved forward by its story's coverage (see
+    HOURS_PER_DOUBLING); the Case reads the publishers from an annotation `_publishers`."""
+    publishers = Coalesce(F("story__publisher_count"), Value(1))
+    whens = [
+        When(
+            Q(_publishers__gte=n),
+            then=ExpressionWrapper(
+                F("sort_at") + timedelta(hours=coverage_boost_hours(n)), output_field=DateTimeField()
+            ),
+        )
+        for n in reversed(BOOST_STEPS)
+    ]
+    return publishers, Case(*whens, default=F("sort_at"), output_field=DateTimeField())
+
+
+def ranked_stories(articles: QuerySet[Article]) -> QuerySet:
+    """One row per story among `articles` ({"key", ...}), best first: featured stories,
+    then the search rank where the query has one, then recency weighted by coverage."""
+    publishers, rank_time = ranked_at()
+    featured = Case(
+        When(Q(is_featured=True) | Q(story__is_featured=True), then=Value(1)),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+    relevance = "rank" in articles.query.annotations
+    groups = (
+        articles.order_by()
+        .annotate(key=story_key(), _publishers=publishers)
+        .values("key")
+        .annotate(featured=Max(featured), score=Max(rank_time), latest=Max("sort_at"))
+    )
+    if relevance:
+        groups = groups.annotate(relevance=Max("rank"))
+        return groups.order_by("-relevance", "-score", "-key")
+    return groups.order_by("-featured", "-score", "-key")
+
+
+def lead_order() -> list:
+    """Which report leads a story: the editor's pick (a featured article), then reports
+    in the site's language, full reports before briefs, the earliest first."""
+    language = settings.SITE_LANGUAGE.split("-")[0].lower()
+    in_language = Q(language__iexact=language) | Q(language__istartswith=f"{language}-")
+    return [
+        F("is_featured").desc(),
+        Case(When(in_language, then=Value(0)), default=Value(1), output_field=IntegerField()).asc(),
+        Case(
+            When(Q(text_length__gte=FULL_REPORT_CHARS), then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        ).asc(),
+        Coalesce("published_at", "collected_at").asc(),
+        F("pk").asc(),
+    ]
+
+
+def leads(articles: QuerySet[Article]) -> QuerySet[Article]:
+    """The lead report of each story among `articles` (one query)."""
+    return (
+        articles.annotate(text_length=Length("text"), key=story_key())
+        .annotate(position=Window(RowNumber(), partition_by=[F("key")], order_by=lead_order()))
+        .filter(position=1)
+    )
+
+
+@dataclass
+class Publisher:
+    name: str
+    language: str
+    first_at: datetime
+
+
+@dataclass
+class ListedStory:
+    """One card of a listing: a story, led by its best report."""
+
+    key: int
+    lead: Article
+    featured: bool = False
+    publishers: list[Publisher] = field(default_factory=list)
+    updated_at: datetime | None = None
+    article_count: int = 1
+    languages: list[str] = field(default_factory=list)
+
+    @property
+    def story(self) -> Story | None:
+        return self.lead.story if self.key > 0 else None
+
+    @property
+    def publisher_count(self) -> int:
+        return len(self.publishers) or 1
+
+    @property
+    def language_count(self) -> int:
+        return len(self.languages) or 1
+
+    @property
+    def other_publishers(self) -> list[str]:
+        return [p.name for p in self.publishers if p.name != self.lead.source.name]
+
+    @property
+    def updated_later(self) -> bool:
+        """True when a later report came in after the lead's own time."""
+        lead_at = self.lead.published_at or self.lead.collected_at
+        return bool(self.updated_at and lead_at and self.updated_at > lead_at)
+
+
+def _language(code: str) -> str:
+    return (code or "").split("-")[0].lower()
+
+
+def listed_stories(rows: list[dict]) -> list[ListedStory]:
+    """The cards of one page of `ranked_stories` rows, in the same order."""
+    keys = [row["key"] for row in rows]
+    story_ids = [k for k in keys if k > 0]
+    article_ids = [-k for k in keys if k < 0]
+    visible = Article.objects.visible()
+    lead_rows = leads(visible.filter(Q(story_id__in=story_ids) | Q(pk__in=article_ids))).for_cards()
+    by_key = {a.key: a for a in lead_rows}
+    publishers: dict[int, dict[str, Publisher]] = {k: {} for k in story_ids}
+    counts: dict[int, int] = dict.fromkeys(story_ids, 0)
+    latest: dict[int, datetime] = {}
+    languages: dict[int, set[str]] = {k: set() for k in story_ids}
+    stats = (
+        visible.filter(story_id__in=story_ids)
+        .order_by()
+        .values("story_id", "source__name", "language", "source__language")
+        .annotate(
+            first_at=Min(Coalesce("published_at", "collected_at")), last_at=Max("sort_at"), n=Count("pk")
+        )
+    )
+    for row in stats if story_ids else []:
+        key, name = row["story_id"], row["source__name"]
+        counts[key] += row["n"]
+        latest[key] = max(latest.get(key, row["last_at"]), row["last_at"])
+        language = _language(row["language"] or row["source__language"])
+        languages[key].add(language)
+        known = publishers[key].get(name)
+        if known is None or row["first_at"] < known.first_at:
+            publishers[key][name] = Publisher(name, language, row["first_at"])
+    cards = []
+    for row in rows:
+        lead = by_key.get(row["key"])
+        if lead is None:  # hidden between the two queries
+            continue
+        card = ListedStory(key=row["key"], lead=lead, featured=bool(row["featured"]))
+        if row["key"] > 0:
+            card.publishers = sorted(publishers[row["key"]].values(), key=lambda p: p.first_at)
+            card.updated_at = latest.get(row["key"])
+            card.article_count = counts[row["key"]]
+            card.languages = sorted(languages[row["key"]] - {""})
+        else:
+            card.publishers = [
+                Publisher(lead.source.name, _language(lead.language), lead.published_at or lead.collected_at)
+            ]
+            card.updated_at = lead.published_at or lead.collected_at
+            card.languages = [_language(lead.language)] if lead.language else []
+        cards.append(card)
+    return cards
+
+
+def story_page(request_page: str | None, articles: QuerySet[Article], *, per_page: int) -> Page:
+    """One page of story cards for a listing of `articles`."""
+    page = Paginator(ranked_stories(articles), per_page).get_page(request_page)
+    page.object_list = listed_stories(list(page.object_list))
+    return page

@@ -1,0 +1,331 @@
+"""The story-level card, built offline from the reports of one story: what happened
+(sentences several publishers agree on, each with its publisher), where reports disagree
+(different dates or numbers for the same fact, every version shown with its publisher,
+never merged), and the timeline merged across publishers.
+
+The functions over reports are pure; `story_card` picks a bounded sample of the story's
+reports (one per publisher, the earliest full report first), so a story of a thousand
+articles costs no more than one of twelve.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from django.conf import settings
+from django.db.models import Case, F, Q, Value, When, Window
+from django.db.models.functions import Coalesce, Length, RowNumber
+
+from aggregator.listings import FULL_REPORT_CHARS
+from aggregator.models import Article, Story
+from enrichment import text as tx
+from enrichment.timeline import Entry, story_timeline
+
+MAX_REPORTS = 12  # publishers whose reports the card reads
+LEAD_SENTENCES = 8  # what happened is in a report's first sentences
+MAX_CLAIMS = 3
+SAME_FACT = 0.3  # overlap of two sentences' other words for them to state one fact
+MIN_SHARED_WORDS = 3
+
+
+@dataclass
+class Report:
+    """What the card reads of one article."""
+
+    article_id: int
+    publisher: str
+    language: str
+    text: str
+
+
+@dataclass
+class Claim:
+    text: str  # a sentence of the report, verbatim: it is its own passage
+    publisher: str
+    article_id: int
+    also: list[str] = field(default_factory=list)  # publishers whose reports say the same
+    language: str = ""
+
+
+@dataclass
+class Version:
+    value: str  # normalised: 2026-04, 6 hours
+    label: str  # as shown: Apr 2026, 6 hours
+    publishers: list[str]
+    article_id: int
+    passage: str
+    before: str  # the passage around the value, for highlighting it
+    found: str
+    after: str
+    language: str = ""
+
+
+@dataclass
+class Disagreement:
+    kind: str  # "date" or "number"
+    versions: list[Version]
+
+    @property
+    def heading(self) -> str:
+        return "Reports give different dates" if self.kind == "date" else "Reports give different figures"
+
+
+@dataclass
+class StoryCard:
+    claims: list[Claim]
+    disagreements: list[Disagreement]
+    timeline: list[Entry]
+    reports_read: int
+    other_languages: list[str]
+    backend: str = "extractive"
+
+
+def _language(code: str) -> str:
+    return (code or "").split("-")[0].lower()
+
+
+def _words(sentence: str) -> set[str]:
+    return set(tx.tokens(sentence))
+
+
+def _overlap(a: set[str], b: set[str]) -> float:
+    shared = a & b
+    if len(shared) < MIN_SHARED_WORDS:
+        return 0.0
+    return len(shared) / min(len(a), len(b))
+
+
+def what_happened(reports: list[Report], *, limit: int = MAX_CLAIMS) -> list[Claim]:
+    """The lead sentences most publishers agree on, each with its publisher and the
+    others that say the same; earlier sentences and earlier reports win ties."""
+    candidates = []
+    for r_index, report in enumerate(reports):
+        for s_index, sentence in enumerate(tx.sentences(report.text)[:LEAD_SENTENCES]):
+            words = _words(sentence)
+            if len(words) >= 5:
+                candidates.append((r_index, s_index, sentence, words, report))
+    scored = []
+    for r_index, s_index, sentence, words, report in candidates:
+        also = []
+        for other in candidates:
+            publisher = other[4].publisher
+            if (
+                publisher != report.publisher
+                and publisher not in also
+                and _overlap(words, other[3]) >= SAME_FACT
+            ):
+                also.append(publisher)
+        scored.append((-len(also), s_index, r_index, sentence, words, report, also))
+    scored.sort(key=lambda c: c[:3])
+    chosen: list[Claim] = []
+    chosen_words: list[set[str]] = []
+    for _, _, _, sentence, words, report, also in scored:
+        if any(_overlap(words, w) >= 0.35 for w in chosen_words):
+            continue
+        chosen.append(Claim(sentence, report.publisher, report.article_id, also, report.language))
+        chosen_words.append(words)
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+# Numbers with what they count: "six hours", "4,000 domains", "15 percent".
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_FIGURE = re.compile(
+    r"(?<![\w.,])(?P<n>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")"
+    r"(?:[\s-]+(?P<scale>million|billion|thousand))?[\s-]+(?P<unit>[a-z]{3,})",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    kind: str
+    value: str
+    label: str
+    start: int
+    end: int
+
+
+def _unit(word: str) -> str:
+    word = word.lower()
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
+
+
+def facts(sentence: str) -> list[Fact]:
+    """The dates and counted figures a sentence states."""
+    found = [Fact("date", d.value, _date_label(d.value), d.start, d.end) for d in tx.find_dates(sentence)]
+    for m in _FIGURE.finditer(sentence):
+        if any(m.start() < f.end and f.start < m.end() for f in found):
+            continue
+        raw = m.group("n").lower()
+        number = _NUMBER_WORDS.get(raw)
+        if number is None:
+            number = float(raw.replace(",", ""))
+            if number.is_integer():
+                number = int(number)
+            if 1900 <= number <= 2100 and not m.group("scale"):
+                continue  # a year, not a count
+        scale = (m.group("scale") or "").lower()
+        unit = _unit(m.group("unit"))
+        value = f"{number} {scale} {unit}".replace("  ", " ")
+        found.append(Fact("number", value, " ".join(m.group(0).split()), m.start(), m.end()))
+    return found
+
+
+def _date_label(value: str) -> str:
+    from aggregator.freshness import format_partial_date
+
+    return format_partial_date(value)
+
+
+def _mentions(report_facts: list[tuple[str, list[Fact]]]) -> set[str]:
+    values = set()
+    for _, found in report_facts:
+        for f in found:
+            values.add(f.value)
+            if f.kind == "date":
+                values.update({f.value[:7], f.value[:4]})
+    return values
+
+
+def disagreements(reports: list[Report]) -> list[Disagreement]:
+    """Facts two publishers state differently: sentences in one language whose other
+    words overlap enough to be about the same thing, giving dates of the same precision
+    (or figures of the same unit) that differ, where neither publisher mentions the
+    other's value anywhere (else they are describing two things, not disagreeing)."""
+    per_report = []
+    for report in reports:
+        items = []
+        for sentence in tx.sentences(report.text):
+            found = facts(sentence)
+            if found:
+                rest = sentence
+                for f in sorted(found, key=lambda f: -f.start):
+                    rest = rest[: f.start] + " " + rest[f.end :]
+                items.append((sentence, found, _words(rest)))
+        per_report.append((report, items, _mentions([(s, f) for s, f, _ in items])))
+    groups: list[dict[tuple[str, str], Version]] = []
+    kinds: list[str] = []
+    for (a, a_items, a_values), (b, b_items, b_values) in combinations(per_report, 2):
+        if a.publisher == b.publisher or _language(a.language) != _language(b.language):
+            continue
+        for a_sentence, a_facts, a_words in a_items:
+            for b_sentence, b_facts, b_words in b_items:
+                if _overlap(a_words, b_words) < SAME_FACT:
+                    continue
+                for fa in a_facts:
+                    for fb in b_facts:
+                        if not _conflict(fa, fb) or fa.value in b_values or fb.value in a_values:
+                            continue
+                        if not _near(a_sentence, fa) & _near(b_sentence, fb):
+                            continue  # the same sentence shape, but the values count different things
+                        _add(groups, kinds, fa.kind, (a, a_sentence, fa), (b, b_sentence, fb))
+    return [Disagreement(kind, list(group.values())) for kind, group in zip(kinds, groups, strict=True)]
+
+
+def _near(sentence: str, fact: Fact, *, width: int = 6) -> set[str]:
+    """Content words within `width` words either side of a fact (its unit left out)."""
+    before = sentence[: fact.start].split()[-width:]
+    after = sentence[fact.end :].split()[:width]
+    unit = fact.value.split(" ")[-1]
+    return {w for w in tx.tokens(" ".join(before + after)) if _unit(w) != unit}
+
+
+def _conflict(a: Fact, b: Fact) -> bool:
+    if a.kind != b.kind or a.value == b.value:
+        return False
+    if a.kind == "date":
+        return len(a.value) == len(b.value)
+    return a.value.split(" ")[-1] == b.value.split(" ")[-1]
+
+
+def _version(report: Report, sentence: str, fact: Fact) -> Version:
+    return Version(
+        value=fact.value,
+        label=fact.label,
+        publishers=[report.publisher],
+        article_id=report.article_id,
+        passage=sentence,
+        before=sentence[: fact.start],
+        found=sentence[fact.start : fact.end],
+        after=sentence[fact.end :],
+        language=report.language,
+    )
+
+
+def _add(groups, kinds, kind: str, *sides: tuple[Report, str, Fact]) -> None:
+    """Put both sides in the group that already holds one of their passages, else a new one;
+    publishers giving the same value share one version."""
+    passages = {(r.publisher, s) for r, s, _ in sides}
+    group = next(
+        (
+            g
+            for g, k in zip(groups, kinds, strict=True)
+            if k == kind and passages & {(p, v.passage) for v in g.values() for p in v.publishers}
+        ),
+        None,
+    )
+    if group is None:
+        group = {}
+        groups.append(group)
+        kinds.append(kind)
+    for report, sentence, fact in sides:
+        key = (fact.kind, fact.value)
+        if key in group:
+            if report.publisher not in group[key].publishers:
+                group[key].publishers.append(report.publisher)
+        else:
+            group[key] = _version(report, sentence, fact)
+
+
+def sample_reports(story: Story, *, limit: int = MAX_REPORTS) -> list[Article]:
+    """The earliest full report of each publisher (up to `limit` publishers, earliest
+    first), in one query whatever the story's size."""
+    language = settings.SITE_LANGUAGE.split("-")[0].lower()
+    ranked = (
+        Article.objects.visible()
+        .filter(story=story)
+        .annotate(text_length=Length("text"))
+        .annotate(
+            position=Window(
+                RowNumber(),
+                partition_by=[F("source_id")],
+                order_by=[
+                    Case(When(Q(text_length__gte=FULL_REPORT_CHARS), then=Value(0)), default=Value(1)).asc(),
+                    Coalesce("published_at", "collected_at").asc(),
+                    F("pk").asc(),
+                ],
+            ),
+        )
+        .filter(position=1)
+        .select_related("source", "insight")
+        .order_by(Coalesce("published_at", "collected_at").asc(), "pk")
+    )
+    articles = list(ranked[:limit])
+    articles.sort(key=lambda a: _language(a.language or a.source.language) != language)
+    return articles
+
+
+def story_card(story: Story) -> StoryCard:
+    articles = sample_reports(story)
+    reports = [
+        Report(a.pk, a.source.name, _language(a.language or a.source.language), a.body_text) for a in articles
+    ]
+    site = _language(settings.SITE_LANGUAGE)
+    readable = [r for r in reports if r.language == site] or reports[:1]
+    return StoryCard(
+        claims=what_happened(readable),
+        disagreements=disagreements(reports),
+        timeline=story_timeline(story, articles=articles),
+        reports_read=len(reports),
+        other_languages=sorted({r.publisher for r in reports if r not in readable}),
+    )
