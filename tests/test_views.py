@@ -80,7 +80,7 @@ def test_the_article_page_shows_the_text_and_credits_the_publisher(
 
 def test_category_and_source_pages_list_their_cards(client, articles, django_assert_max_num_queries):
     for url in ("/category/ai/", "/source/pub/"):
-        with django_assert_max_num_queries(6):
+        with django_assert_max_num_queries(7):
             response = client.get(url)
         assert response.content.decode().count('<article class="card') == 20
     assert client.get("/category/nope/").status_code == 404
