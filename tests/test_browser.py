@@ -220,3 +220,42 @@ def test_the_editors_desk_is_readable_on_a_phone_and_a_desktop(site, browser, de
     shots = os.environ.get("SHOTS_DIR")
     if shots:
         page.screenshot(path=f"{shots}/desk-{width}.png", full_page=True)
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+def test_the_demo_front_pages_show_each_story_once_and_its_disagreement(site, browser, device):
+    """First three front pages: one card per story (the Stratus Cloud outage once, "5
+    publishers"); its story page shows the March vs April dates side by side."""
+    from aggregator.models import Article
+
+    width, height = WIDTHS[device]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    story_of = dict(Article.objects.values_list("pk", "story_id"))
+    shown = []
+    for number in (1, 2, 3):
+        page.goto(f"{site}/?page={number}")
+        assert no_horizontal_scroll(page)
+        hrefs = page.locator("article.card h2 a").evaluate_all(
+            "links => links.map(a => a.getAttribute('href'))"
+        )
+        shown += [story_of[int(href.strip("/").split("/")[1])] for href in hrefs]
+        if number == 1:
+            assert serious_violations(page) == []
+    assert len(shown) == len(set(shown)) > 20
+    stratus = []
+    for number in (1, 2, 3):
+        page.goto(f"{site}/?page={number}")
+        stratus += page.locator("article.card", has_text="Stratus Cloud").all()
+        if stratus:
+            break
+    assert len(stratus) == 1
+    card = stratus[0]
+    expect(card.get_by_text("5 publishers · 3 languages")).to_be_visible()
+    card.get_by_role("link", name="5 publishers · 3 languages").click()
+    page.wait_for_load_state()
+    expect(page.get_by_role("heading", name="Where reports differ")).to_be_visible()
+    versions = page.locator(".disagreement .version")
+    expect(versions.filter(has_text="The Harbor Post").filter(has_text="Apr 2026")).to_be_visible()
+    expect(versions.filter(has_text="Northwind Tech Review").filter(has_text="Mar 2026")).to_be_visible()
+    assert no_horizontal_scroll(page)
+    assert serious_violations(page) == []
