@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,18 @@ from aggregator.demo.server import make_server
 from tests.servers import LoopbackServer
 
 REPO = Path(__file__).resolve().parent.parent
-CORPUS = REPO.parent / "shared" / "corpora" / "feedparser-tests"
+
+
+def _shared() -> Path:
+    """The read-only shared folder beside the checkout (../shared); SHARED_DIR moves it,
+    and a clone made elsewhere on this machine still finds /work/shared."""
+    for candidate in (os.environ.get("SHARED_DIR"), REPO.parent / "shared", "/work/shared"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return REPO.parent / "shared"
+
+
+CORPUS = _shared() / "corpora" / "feedparser-tests"
 
 
 @pytest.fixture
