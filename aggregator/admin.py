@@ -345,6 +345,7 @@ class ArticleAdmin(admin.ModelAdmin):
 
 @admin.register(Story)
 class StoryAdmin(admin.ModelAdmin):
+    actions = ["merge"]
     list_display = ["headline", "first_seen_at", "article_count"]
     search_fields = ["headline"]
     raw_id_fields = ["lead_article"]
@@ -356,3 +357,22 @@ class StoryAdmin(admin.ModelAdmin):
     @admin.display(description="articles", ordering="n_articles")
     def article_count(self, obj: Story) -> int:
         return obj.n_articles
+
+    @admin.action(description="Merge the selected stories into the oldest")
+    def merge(self, request, queryset):
+        from enrichment.stories import merge_stories
+
+        stories = list(queryset.order_by("first_seen_at", "pk"))
+        if len(stories) < 2:
+            self.message_user(request, "Select two or more stories to merge.", messages.WARNING)
+            return
+        survivor, others = stories[0], stories[1:]
+        merged = merge_stories(survivor, others)
+        self.log_change(
+            request, survivor, f"Merged stories {', '.join(str(s.pk) for s in others)} into this one"
+        )
+        self.message_user(
+            request,
+            f"Merged {merged} stories into “{survivor}”; their old addresses now redirect to it.",
+            messages.SUCCESS,
+        )

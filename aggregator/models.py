@@ -189,6 +189,35 @@ class StoryKey(models.Model):
         return self.key
 
 
+class StoryRedirect(models.Model):
+    """A story merged into another: its old address answers 301 to the survivor."""
+
+    old_id = models.PositiveBigIntegerField(unique=True, help_text="The id the merged story had.")
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="redirects")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"story {self.old_id} → {self.story_id}"
+
+
+class ArticleVector(models.Model):
+    """What clustering needs of an article, computed once when it is indexed: its keys
+    and its top content words with their weights at that time, and their norms, so a
+    newcomer is compared with its candidates without re-reading their texts. `counted`
+    says whether its keys and words are in KeyStat (done after the clustering
+    transaction commits, so workers never wait on the hot counter rows)."""
+
+    article = models.OneToOneField("Article", on_delete=models.CASCADE, related_name="vector")
+    keys = models.JSONField(default=dict, help_text='{"key": weight} of the indexed keys.')
+    words = models.JSONField(default=dict, help_text='{"word": weight} of the top content words.')
+    words_norm = models.FloatField(default=0.0)
+    language = models.CharField(max_length=16, blank=True)
+    counted = models.BooleanField(default=False, db_index=True)
+
+    def __str__(self) -> str:
+        return f"vector of article {self.article_id}"
+
+
 class KeyStat(models.Model):
     """How many articles carry each key (for its weight); the key "" counts articles."""
 

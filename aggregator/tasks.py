@@ -16,7 +16,7 @@ from aggregator.ingest.pages import extract_article, recover_stuck
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Source
 from enrichment.service import enrich_article, recover_stuck_enrichment
-from enrichment.stories import assign_story
+from enrichment.stories import assign_story, unclustered
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,11 @@ def extract_article_task(article_id: int) -> str:
     return outcome
 
 
+def cluster_article_task(article_id: int) -> str:
+    story = assign_story(article_id)
+    return f"story #{story.pk if story else '-'}"
+
+
 def enrich_article_task(article_id: int, force: bool = False) -> str:
     return enrich_article(article_id, force=force)
 
@@ -121,10 +126,15 @@ def run_batches_task() -> str:
 def recover_stuck_task() -> str:
     ids = recover_stuck()
     enqueue_extractions(ids)
+    # Before the enrichment sweep, which marks the extracted articles it re-enqueues.
+    cutoff = timezone.now() - timezone.timedelta(minutes=settings.STUCK_AFTER_MINUTES)
+    storyless = unclustered(older_than=cutoff)
+    for article_id in storyless:
+        enqueue("aggregator.tasks.cluster_article_task", article_id, group="cluster")
     waiting = recover_stuck_enrichment()
     for article_id in waiting:
         enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
-    return f"re-enqueued {len(ids)} extractions and {len(waiting)} enrichments"
+    return f"re-enqueued {len(ids)} extractions, {len(waiting)} enrichments and {len(storyless)} clusterings"
 
 
 def build_recap_task() -> str:

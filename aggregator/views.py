@@ -6,14 +6,14 @@ from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db.models import F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from aggregator import seo
 from aggregator.listings import leads, story_page
-from aggregator.models import Article, AudienceTag, Category, Source, Story
+from aggregator.models import Article, AudienceTag, Category, Source, Story, StoryRedirect
 from aggregator.search import search_articles
 from enrichment.models import WeeklyRecap
 from enrichment.story_card import story_card
@@ -180,7 +180,10 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def story(request: HttpRequest, pk: int) -> HttpResponse:
-    item = get_object_or_404(Story, pk=pk)
+    item = Story.objects.filter(pk=pk).first()
+    if item is None:
+        moved = get_object_or_404(StoryRedirect, old_id=pk)  # merged into another story
+        return redirect(moved.story, permanent=True)
     visible = Article.objects.visible().filter(story=item)
     lead = leads(visible).select_related("source", "insight").first()
     if lead is None:

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from aggregator.tasks import enqueue
-from enrichment.models import ApiCall, Correction, Insight, WeeklyRecap
+from enrichment.models import ApiCall, Correction, Insight, RecapItem, WeeklyRecap
 from enrichment.recap import build_recap, last_week
 
 
@@ -234,8 +234,16 @@ class ApiCallAdmin(admin.ModelAdmin):
         )
 
 
+class RecapItemInline(admin.TabularInline):
+    model = RecapItem
+    fields = ["position", "theme", "story", "headline", "summary", "publishers"]
+    raw_id_fields = ["story"]
+    extra = 0
+
+
 @admin.register(WeeklyRecap)
 class WeeklyRecapAdmin(admin.ModelAdmin):
+    inlines = [RecapItemInline]
     list_display = ["title", "iso_year", "iso_week", "status", "backend", "published_at", "preview"]
     list_filter = ["status", "iso_year", "backend"]
     search_fields = ["title", "intro", "body"]
@@ -246,7 +254,6 @@ class WeeklyRecapAdmin(admin.ModelAdmin):
         "iso_week",
         "status",
         "intro",
-        "sections",
         "body",
         "preview",
         "backend",

@@ -146,12 +146,6 @@ class WeeklyRecap(models.Model):
     title = models.CharField(max_length=300)
     intro = models.TextField(blank=True)
     body = models.TextField(blank=True, help_text="Editor's notes shown after the sections (optional).")
-    sections = models.JSONField(
-        default=list,
-        blank=True,
-        help_text='[{"theme": "...", "items": [{"story_id": 1, "headline": "...", "summary": "...", '
-        '"publishers": 3}]}], every item linking its story.',
-    )
     backend = models.CharField(max_length=40, blank=True, help_text="Which enricher drafted it.")
     model_name = models.CharField(max_length=100, blank=True)
     generated_at = models.DateTimeField(null=True, blank=True)
@@ -175,3 +169,43 @@ class WeeklyRecap(models.Model):
     @property
     def monday(self) -> dt.date:
         return dt.date.fromisocalendar(self.iso_year, self.iso_week, 1)
+
+    @property
+    def sections(self) -> list[dict]:
+        """The items grouped by theme, in order:
+        [{"theme", "items": [{"story_id", "headline", "summary", "publishers"}]}]."""
+        sections: list[dict] = []
+        for item in self.items.all():
+            if not sections or sections[-1]["theme"] != item.theme:
+                sections.append({"theme": item.theme, "items": []})
+            sections[-1]["items"].append(
+                {
+                    "story_id": item.story_id,
+                    "headline": item.headline,
+                    "summary": item.summary,
+                    "publishers": item.publishers,
+                }
+            )
+        return sections
+
+
+class RecapItem(models.Model):
+    """One story of a recap. The story is a foreign key, so a recluster or a merge that
+    keeps or redirects the story keeps the link; the headline and summary are the
+    recap's own words and stay as written."""
+
+    recap = models.ForeignKey(WeeklyRecap, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveSmallIntegerField(default=0)
+    theme = models.CharField(max_length=80)
+    story = models.ForeignKey(
+        "aggregator.Story", null=True, blank=True, on_delete=models.SET_NULL, related_name="recap_items"
+    )
+    headline = models.CharField(max_length=500)
+    summary = models.TextField(blank=True)
+    publishers = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["recap", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.headline

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aggregator.ingest.clean import strip_invisible
 from aggregator.models import Article, Story
 from enrichment import text as tx
-from enrichment.models import WeeklyRecap
+from enrichment.models import RecapItem, WeeklyRecap
 
 logger = logging.getLogger(__name__)
 TOP_STORIES = 12
@@ -189,10 +189,25 @@ def build_recap(year: int, week: int, *, backend: str | None = None) -> WeeklyRe
         if recap.status == WeeklyRecap.Status.PUBLISHED:
             return recap
         recap.title = recap.title or title
-        recap.intro, recap.sections = content["intro"], content["sections"]
+        recap.intro = content["intro"]
         recap.backend, recap.model_name = content["backend"], content.get("model_name", "")
         recap.generated_at = timezone.now()
         recap.save()
+        recap.items.all().delete()
+        RecapItem.objects.bulk_create(
+            RecapItem(
+                recap=recap,
+                position=position,
+                theme=theme,
+                story_id=item["story_id"],
+                headline=item["headline"][:500],
+                summary=item["summary"],
+                publishers=item["publishers"],
+            )
+            for position, (theme, item) in enumerate(
+                (section["theme"], item) for section in content["sections"] for item in section["items"]
+            )
+        )
     return recap
 
 

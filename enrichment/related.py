@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from aggregator.models import Article
 from enrichment import text as tx
+from enrichment.stories import around
 
 WINDOW = timedelta(days=7)
 CANDIDATES = 300
@@ -29,9 +30,10 @@ def related_ids(article: Article, *, limit: int = LIMIT) -> list[int]:
     mine = set(tx.keyword_counts(f"{article.title} {article.title} {article.body_text[:3000]}"))
     if not mine:
         return ids
+    low, high = around(article.sort_at, WINDOW)
     candidates = (
         Article.objects.visible()
-        .filter(sort_at__gte=article.sort_at - WINDOW, sort_at__lte=article.sort_at + WINDOW)
+        .filter(sort_at__gte=low, sort_at__lte=high)
         .exclude(pk__in=[article.pk, *ids])
         .only("pk", "title", "text", "summary_html")
         .order_by("-sort_at")[:CANDIDATES]

@@ -4,26 +4,37 @@ or starts one.
 An article is reduced to distinctive keys: explicit dates (language-independent: "18
 November 2026" and "2026年11月18日" give the same key), names and other capitalised or
 alphanumeric Latin-script tokens (kept across languages: "Helios Labs", "Aurora-3"), and
-content words of the headline. Candidates come from the StoryKey index within a time
-window (cost independent of the corpus size); the score is an IDF-weighted cosine over
-keys, the IDF from KeyStat. Clustering is serialized by a lock, so two workers never
-open two stories for one event.
+content words of the headline; at most MAX_KEYS of them. Candidates come from the
+StoryKey index within a time window (cost independent of the corpus size). The score is
+an IDF-weighted cosine of content words within a language, or an overlap of dates and
+names across languages. Each article's weights are fixed when it is indexed and stored
+in its ArticleVector, so a newcomer reads KeyStat for its own keys and words only and
+never re-reads its candidates' texts.
+
+No global lock: a worker takes a transaction-scoped advisory lock per key of its
+article (PostgreSQL; SQLite serializes writers anyway). Two articles that could match
+share a key, so they are clustered one after the other and never open two stories for
+one event; articles with no key in common are clustered at the same time. KeyStat, whose
+"" row every article touches, is counted after the clustering transaction commits, so
+workers never wait on it; a sweep counts what a dead worker left uncounted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from aggregator.models import Article, KeyStat, Story, StoryKey
+from aggregator.models import Article, ArticleVector, KeyStat, Story, StoryKey, StoryRedirect
 from enrichment import text as tx
 
 logger = logging.getLogger(__name__)
@@ -33,8 +44,8 @@ CANDIDATES = 40
 THRESHOLD = 0.21  # same language: IDF-weighted cosine of content words
 CROSS_THRESHOLD = 0.30  # dates and names shared across languages
 MIN_SHARED = 3
-MAX_KEYS = 60
-_LOCK_ID = 0x5707  # pg_advisory_xact_lock key for clustering
+MAX_KEYS = 60  # keys indexed (and locked) per article
+MAX_WORDS = 100  # content words kept in an article's vector
 # Latin-script tokens, also inside CJK text (where \b sees no boundary).
 _NAME = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![A-Za-z0-9])")
 COMMON = set(
@@ -45,89 +56,154 @@ COMMON = set(
     December Mr Ms Mrs Dr CEO CFO CTO Inc Ltd Co Der Die Das Ein Eine Und Im Am Zum Zur Bei Mit Von
     Auf Nach Wie Es Sie Er Wir Auch Noch Laut Seit Bis Für Über Unter""".split()
 )
+_MIN = datetime.min.replace(tzinfo=UTC)
+_MAX = datetime.max.replace(tzinfo=UTC)
 
 
-def story_keys(title: str, text: str) -> set[str]:
+def around(at: datetime, width: timedelta) -> tuple[datetime, datetime]:
+    """[at - width, at + width], clamped to the calendar (a publisher's date of year 1
+    or 9999 must not raise OverflowError and leave its article unclustered)."""
+    try:
+        low = at - width
+    except OverflowError:
+        low = _MIN
+    try:
+        high = at + width
+    except OverflowError:
+        high = _MAX
+    return low, high
+
+
+def story_keys(title: str, text: str) -> list[str]:
+    """At most MAX_KEYS keys, the most telling first: dates, then what the headline
+    names, then the names the text repeats most."""
     body = f"{title}\n{text[:6000]}"
-    keys: set[str] = set()
+    dates: set[str] = set()
     for sentence in tx.sentences(body):
         for found in tx.find_dates(sentence):
             if len(found.value) == 10:
-                keys.add("d:" + found.value)
+                dates.add("d:" + found.value)
+    names: Counter[str] = Counter()
     for match in _NAME.finditer(body):
         token = match.group(0)
         if token in COMMON or len(token) < 3 and not any(c.isdigit() for c in token):
             continue
         if (token[0].isupper() or any(c.isdigit() for c in token)) and not token.isdigit():
-            keys.add("n:" + token.lower())
-    if not tx.is_cjk(title):
-        for word in tx.tokens(title):
-            keys.add("w:" + word)
-    return set(sorted(keys)[: MAX_KEYS * 4])
+            names["n:" + token.lower()] += 1
+    in_title = {"n:" + m.group(0).lower() for m in _NAME.finditer(title)}
+    words = set() if tx.is_cjk(title) else {"w:" + w for w in tx.tokens(title)}
+    ranked = [
+        *sorted(dates),
+        *sorted(k for k in names if k in in_title),
+        *sorted(words),
+        *sorted((k for k in names if k not in in_title), key=lambda k: (-names[k], k)),
+    ]
+    return list(dict.fromkeys(k[:80] for k in ranked))[:MAX_KEYS]
 
 
-def _lock() -> None:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_ID])
-    # SQLite: the IMMEDIATE transaction already holds the database's write lock.
-
-
-def _idf(keys: set[str]) -> dict[str, float]:
-    stats = dict(KeyStat.objects.filter(key__in=[*keys, ""]).values_list("key", "articles"))
-    total = max(stats.get("", 1), 1)
-    return {k: math.log((total + 1) / (stats.get(k, 0) + 1)) + 0.1 for k in keys}
+def top_words(title: str, text: str) -> list[str]:
+    """The article's MAX_WORDS most frequent content words (the headline counts twice)."""
+    counts = tx.keyword_counts(f"{title} {title} {text[:6000]}")
+    return [w[:78] for w, _n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_WORDS]]
 
 
 def body_words(title: str, text: str) -> set[str]:
-    return set(tx.tokens(f"{title} {text[:6000]}"))
+    return set(top_words(title, text))
+
+
+def _lock_keys(keys: Iterable[str]) -> None:
+    """Per-key advisory locks, held to the end of the transaction, taken in one order
+    (sorted) so two workers never deadlock. SQLite's IMMEDIATE transaction already
+    holds the database's write lock."""
+    if connection.vendor != "postgresql":
+        return
+    ids = sorted(
+        {
+            int.from_bytes(hashlib.blake2b(f"story:{k}".encode(), digest_size=8).digest(), "big", signed=True)
+            for k in keys
+        }
+    )
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ids])
+
+
+def _weights(terms: Iterable[str]) -> dict[str, float]:
+    """IDF of the article's own keys and words (one query, at most MAX_KEYS + MAX_WORDS)."""
+    terms = set(terms)
+    stats = dict(KeyStat.objects.filter(key__in=[*terms, ""]).values_list("key", "articles"))
+    total = max(stats.get("", 1), 1)
+    return {k: round(math.log((total + 1) / (stats.get(k, 0) + 1)) + 0.1, 4) for k in terms}
+
+
+@dataclass
+class Vector:
+    keys: dict[str, float]
+    words: dict[str, float]
+    words_norm: float
+    language: str
+
+    @classmethod
+    def of(cls, article: Article) -> Vector:
+        keys, words = (
+            story_keys(article.title, article.body_text),
+            top_words(article.title, article.body_text),
+        )
+        idf = _weights([*keys, *("b:" + w for w in words)])
+        word_weights = {w: idf["b:" + w] for w in words}
+        return cls(
+            keys={k: idf[k] for k in keys},
+            words=word_weights,
+            words_norm=math.sqrt(sum(v * v for v in word_weights.values())),
+            language=_language(article),
+        )
+
+    def fields(self) -> dict:
+        return {
+            "keys": self.keys,
+            "words": self.words,
+            "words_norm": self.words_norm,
+            "language": self.language,
+        }
 
 
 def _language(article: Article) -> str:
     code = (article.language or article.source.language or "").split("-")[0].lower()
-    return code or ("zh" if tx.is_cjk(article.title + article.text[:500]) else "")
+    return code or ("zh" if tx.is_cjk(article.title + article.body_text[:500]) else "")
 
 
-def entity_overlap(mine: set[str], theirs: set[str], idf: dict[str, float]) -> tuple[float, set[str]]:
-    """IDF-weighted overlap coefficient over language-independent keys (dates, names):
-    the weight shared over the weight of the smaller side, so a short or foreign-language
-    report can match a long one. Fewer than MIN_SHARED shared keys score nothing."""
-    mine = {k for k in mine if k[0] in "dn"}
-    theirs = {k for k in theirs if k[0] in "dn"}
-    shared = mine & theirs
+def entity_overlap(mine: dict[str, float], theirs: dict[str, float]) -> tuple[float, set[str]]:
+    """Weighted overlap coefficient over language-independent keys (dates, names): the
+    share of either side's weight that the two have in common, the larger one, so a
+    short or foreign-language report can match a long one. Fewer than MIN_SHARED shared
+    keys score nothing."""
+    mine = {k: v for k, v in mine.items() if k[0] in "dn"}
+    theirs = {k: v for k, v in theirs.items() if k[0] in "dn"}
+    shared = mine.keys() & theirs.keys()
     if len(shared) < MIN_SHARED:
         return 0.0, shared
-    weight = lambda keys: sum(idf.get(k, 1.0) for k in keys)  # noqa: E731
-    return weight(shared) / min(weight(mine), weight(theirs)), shared
+    return max(
+        sum(mine[k] for k in shared) / sum(mine.values()),
+        sum(theirs[k] for k in shared) / sum(theirs.values()),
+    ), shared
 
 
-def word_cosine(mine: set[str], theirs: set[str], idf: dict[str, float]) -> float:
-    """Cosine of two texts' content words, weighted by IDF."""
-    shared = mine & theirs
-    if not shared:
+def word_cosine(mine: Vector, theirs: Vector) -> float:
+    """Cosine of two articles' content words, each weighted by IDF as it was indexed."""
+    shared = mine.words.keys() & theirs.words.keys()
+    if not shared or not mine.words_norm or not theirs.words_norm:
         return 0.0
-    norm = math.sqrt(sum(idf[w] ** 2 for w in mine) * sum(idf[w] ** 2 for w in theirs))
-    return sum(idf[w] ** 2 for w in shared) / norm if norm else 0.0
+    return sum(mine.words[w] * theirs.words[w] for w in shared) / (mine.words_norm * theirs.words_norm)
 
 
-def similarity(
-    article: Article,
-    keys: set[str],
-    other: Article,
-    other_keys: set[str],
-    *,
-    key_idf: dict[str, float],
-    word_idf: dict[str, float],
-    words: dict[int, set[str]],
-) -> float:
+def similarity(mine: Vector, theirs: Vector) -> float:
     """Across languages, only dates and names can match. Within one language, the
     content words decide, or dates and names when the two share an explicit date."""
-    overlap, shared = entity_overlap(keys, other_keys, key_idf)
-    if _language(article) != _language(other):
+    overlap, shared = entity_overlap(mine.keys, theirs.keys)
+    if mine.language != theirs.language:
         return overlap if overlap >= CROSS_THRESHOLD else 0.0
-    cosine = word_cosine(words[article.pk], words[other.pk], word_idf)
     dated = any(k.startswith("d:") for k in shared)
-    return max(cosine, overlap if dated and overlap >= CROSS_THRESHOLD else 0.0)
+    return max(word_cosine(mine, theirs), overlap if dated and overlap >= CROSS_THRESHOLD else 0.0)
 
 
 @dataclass
@@ -137,68 +213,98 @@ class Match:
     score: float
 
 
-def best_match(article: Article, keys: set[str]) -> Match | None:
-    """The most similar article of the window, if similar enough."""
-    if not keys:
-        return None
-    hits = (
-        StoryKey.objects.filter(
-            key__in=keys, sort_at__gte=article.sort_at - WINDOW, sort_at__lte=article.sort_at + WINDOW
+def _vectors(article_ids: list[int]) -> dict[int, Vector]:
+    """Stored vectors of the candidates; an article indexed before vectors existed gets
+    one now (once)."""
+    found = {
+        v.article_id: Vector(v.keys, v.words, v.words_norm, v.language)
+        for v in ArticleVector.objects.filter(article_id__in=article_ids)
+    }
+    for article in Article.objects.filter(pk__in=set(article_ids) - found.keys()).select_related("source"):
+        vector = Vector.of(article)
+        ArticleVector.objects.get_or_create(
+            article=article,
+            defaults={**vector.fields(), "counted": True},
         )
+        found[article.pk] = vector
+    return found
+
+
+def best_match(article: Article, vector: Vector) -> Match | None:
+    """The most similar article of the window, if similar enough."""
+    if not vector.keys:
+        return None
+    low, high = around(article.sort_at, WINDOW)
+    hits = (
+        StoryKey.objects.filter(key__in=list(vector.keys), sort_at__gte=low, sort_at__lte=high)
         .exclude(article_id=article.pk)
         .values("article_id")
         .annotate(n=Count("id"))
-        .order_by("-n")[:CANDIDATES]
+        .order_by("-n", "article_id")[:CANDIDATES]
     )
     candidate_ids = [h["article_id"] for h in hits]
     if not candidate_ids:
         return None
-    theirs: dict[int, set[str]] = defaultdict(set)
-    for article_id, key in StoryKey.objects.filter(article_id__in=candidate_ids).values_list(
-        "article_id", "key"
-    ):
-        theirs[article_id].add(key)
-    key_idf = _idf(keys.union(*theirs.values()))
-    candidates = list(
-        Article.objects.filter(pk__in=candidate_ids)
-        .select_related("source")
-        .only(
-            "pk", "title", "text", "summary_html", "content_html", "language", "story_id", "source__language"
-        )
-    )
-    # Content words, weighted by how rare they are across all articles (KeyStat "b:" rows).
-    words = {a.pk: body_words(a.title, a.body_text) for a in [article, *candidates]}
-    stats = dict(
-        KeyStat.objects.filter(key__in=["", *{"b:" + w for ws in words.values() for w in ws}]).values_list(
-            "key", "articles"
-        )
-    )
-    total = max(stats.get("", 1), 1)
-    word_idf = {
-        w: math.log((total + 1) / (stats.get("b:" + w, 0) + 1)) + 0.1 for ws in words.values() for w in ws
-    }
-    scored = [
-        Match(
-            c.pk,
-            c.story_id,
-            similarity(article, keys, c, theirs[c.pk], key_idf=key_idf, word_idf=word_idf, words=words),
-        )
-        for c in candidates
-    ]
+    vectors = _vectors(candidate_ids)
+    stories = dict(Article.objects.filter(pk__in=candidate_ids).values_list("pk", "story_id"))
+    scored = [Match(pk, stories.get(pk), similarity(vector, theirs)) for pk, theirs in vectors.items()]
     best = max(scored, key=lambda m: (m.score, -m.article_id))
     return best if best.score >= THRESHOLD else None
 
 
-def _index(article: Article, keys: set[str]) -> None:
-    """Add the article's keys to the index, and its keys and words to the counts, once
-    (a second run changes nothing). A few queries, whatever the number of keys."""
-    if StoryKey.objects.filter(article=article).exists():
+def _index(article: Article, vector: Vector) -> None:
+    """Add the article's keys to the index and store its vector, once (a second run
+    changes nothing)."""
+    if ArticleVector.objects.filter(article=article).exists():
         return
-    StoryKey.objects.bulk_create([StoryKey(article=article, key=k, sort_at=article.sort_at) for k in keys])
-    counted = ["", *keys, *("b:" + w for w in body_words(article.title, article.body_text))]
-    present = set(KeyStat.objects.filter(key__in=counted).values_list("key", flat=True))
-    KeyStat.objects.filter(key__in=present).update(articles=F("articles") + 1)
-    KeyStat.objects.bulk_create([KeyStat(key=k, articles=1) for k in set(counted) - present])
+    StoryKey.objects.filter(article=article).delete()  # a legacy row set is replaced
+    StoryKey.objects.bulk_create(
+        [StoryKey(article=article, key=k, sort_at=article.sort_at) for k in vector.keys]
+    )
+    ArticleVector.objects.create(article=article, **vector.fields())
+
+
+def _add_counts(deltas: dict[str, int]) -> None:
+    """KeyStat += delta for each key, in one statement, rows taken in key order (so two
+    workers counting overlapping keys never deadlock)."""
+    rows = sorted(deltas.items())
+    if not rows:
+        return
+    table = KeyStat._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, articles) VALUES {values} "  # noqa: S608 (fixed names)
+            f"ON CONFLICT (key) DO UPDATE SET articles = {table}.articles + excluded.articles",
+            [x for row in rows for x in row],
+        )
+
+
+def count_keys(article_id: int) -> bool:
+    """Count an indexed article's keys and words in KeyStat, once (claimed with a
+    conditional UPDATE; a dead worker's share is picked up by recover_unclustered)."""
+    with transaction.atomic():
+        if not ArticleVector.objects.filter(article_id=article_id, counted=False).update(counted=True):
+            return False
+        vector = ArticleVector.objects.get(article_id=article_id)
+        _add_counts({"": 1, **dict.fromkeys(vector.keys, 1), **{"b:" + w: 1 for w in vector.words}})
+    return True
+
+
+def uncount_keys(article_id: int) -> None:
+    """An article leaves the corpus (deleted): its keys and words count one less."""
+    vector = ArticleVector.objects.filter(article_id=article_id, counted=True).first()
+    if vector is None:
+        return
+    keys = sorted({"", *vector.keys, *("b:" + w for w in vector.words)})
+    with transaction.atomic():
+        locked = list(
+            KeyStat.objects.select_for_update()
+            .filter(key__in=keys)
+            .order_by("key")
+            .values_list("pk", flat=True)
+        )
+        KeyStat.objects.filter(pk__in=locked, articles__gt=0).update(articles=F("articles") - 1)
 
 
 def refresh_story(story: Story) -> None:
@@ -206,6 +312,7 @@ def refresh_story(story: Story) -> None:
     first = articles.order_by(F("published_at").asc(nulls_last=True), "collected_at").first()
     stats = articles.aggregate(n=Count("id"), publishers=Count("source", distinct=True))
     if first is None:
+        Story.objects.filter(pk=story.pk).update(article_count=0, publisher_count=0, lead_article=None)
         return
     Story.objects.filter(pk=story.pk).update(
         article_count=stats["n"],
@@ -227,56 +334,127 @@ def _link_related(story: Story, article: Article, *, limit: int = 5) -> None:
             Insight.objects.filter(pk=insight.pk).update(related_ids=ids)
 
 
-def assign_story(article_id: int, *, now: datetime | None = None) -> Story | None:
-    """Put one article in a story (idempotent: an article keeps the story it has)."""
+def _new_story(article: Article) -> Story:
+    return Story.objects.create(
+        headline=article.title[:500],
+        first_seen_at=article.published_at or article.collected_at or timezone.now(),
+    )
+
+
+def place_article(
+    article_id: int, *, again: bool = False, reuse: int | None = None, claimed: set | None = None
+) -> Story | None:
+    """The clustering transaction of one article (its KeyStat counts come after, from
+    count_keys). `again` (recluster): place it even if it has a story; a new cluster
+    then keeps the story id `reuse` (the one the article had) unless another cluster of
+    this run has already claimed it."""
+    article = Article.objects.filter(pk=article_id).select_related("source").first()
+    if article is None:
+        return None
+    if article.story_id and not again:
+        return article.story
+    vector = Vector.of(article)
     with transaction.atomic():
-        _lock()
-        article = Article.objects.filter(pk=article_id).first()
-        if article is None:
-            return None
-        if article.story_id:
-            return article.story
-        keys = story_keys(article.title, article.body_text)
-        match = best_match(article, keys)
-        _index(article, keys)
+        _lock_keys(vector.keys)
+        current = Article.objects.filter(pk=article_id).values_list("story_id", flat=True).first()
+        if current and not again:
+            return Story.objects.get(pk=current)  # another worker placed it meanwhile
+        match = best_match(article, vector)
+        _index(article, vector)
         story = None
         if match is not None:
             story = Story.objects.filter(pk=match.story_id).first() if match.story_id else None
             if story is None:  # the neighbour predates clustering: give it a story now
                 neighbour = Article.objects.get(pk=match.article_id)
-                story = Story.objects.create(
-                    headline=neighbour.title[:500],
-                    first_seen_at=neighbour.published_at or neighbour.collected_at,
-                )
+                story = _new_story(neighbour)
                 Article.objects.filter(pk=neighbour.pk).update(story=story)
+        if story is None and reuse is not None and claimed is not None and reuse not in claimed:
+            story = Story.objects.filter(pk=reuse).first()
         if story is None:
-            story = Story.objects.create(
-                headline=article.title[:500],
-                first_seen_at=article.published_at or article.collected_at or timezone.now(),
-            )
+            story = _new_story(article)
+        if claimed is not None:
+            claimed.add(story.pk)
         Article.objects.filter(pk=article.pk).update(story=story)
         refresh_story(story)
+        if current and current != story.pk:
+            refresh_story(Story(pk=current))
         story.refresh_from_db()
         if match is not None:
             _link_related(story, article)
         logger.debug("article %s → story %s (%s)", article.pk, story.pk, match)
-        return story
+    return story
+
+
+def assign_story(article_id: int, *, now: datetime | None = None) -> Story | None:
+    """Put one article in a story (idempotent: an article keeps the story it has)."""
+    story = place_article(article_id)
+    count_keys(article_id)
+    return story
+
+
+def merge_stories(survivor: Story, others: Iterable[Story]) -> int:
+    """Fold `others` into `survivor`: their articles, recap items and old addresses
+    (which answer 301 from then on) move to the survivor. Returns how many merged."""
+    from enrichment.models import RecapItem
+
+    merged = 0
+    with transaction.atomic():
+        for other in others:
+            if other.pk == survivor.pk:
+                continue
+            Article.objects.filter(story=other).update(story=survivor)
+            RecapItem.objects.filter(story=other).update(story=survivor)
+            StoryRedirect.objects.filter(story=other).update(story=survivor)
+            StoryRedirect.objects.update_or_create(old_id=other.pk, defaults={"story": survivor})
+            if other.is_featured and not survivor.is_featured:
+                Story.objects.filter(pk=survivor.pk).update(is_featured=True)
+            other.delete()
+            merged += 1
+        StoryRedirect.objects.filter(old_id=survivor.pk).delete()
+        refresh_story(survivor)
+    return merged
 
 
 def recluster(*, progress=None) -> int:
-    """Cluster every article again from scratch, oldest first; returns the number of
-    stories. Idempotent, and safe while workers run: each step takes the same lock."""
+    """Cluster every article again from a fresh index, oldest first; returns the number
+    of stories. Story ids are kept: a cluster keeps the id its first article had; a
+    story that no longer leads a cluster is merged into the one most of its articles
+    joined (its address redirects there). Readers see each article in its old story
+    until it is placed again; workers keep clustering meanwhile (each step takes the
+    same key locks)."""
+    old = dict(Article.objects.exclude(story=None).values_list("pk", "story_id"))
     ids = list(Article.objects.order_by("sort_at", "pk").values_list("pk", flat=True))
-    with transaction.atomic():
-        _lock()
-        Article.objects.update(story=None)
-        StoryKey.objects.all().delete()
-        KeyStat.objects.all().delete()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Plain DELETEs: no per-row signal (the counts they would lower go too).
+        for model in (StoryKey, ArticleVector, KeyStat):
+            cursor.execute(f"DELETE FROM {model._meta.db_table}")  # noqa: S608 (fixed names)
+    claimed: set[int] = set()
     for n, article_id in enumerate(ids, 1):
-        assign_story(article_id)
+        place_article(article_id, again=True, reuse=old.get(article_id), claimed=claimed)
+        count_keys(article_id)
         if progress:
             progress(n, len(ids))
-    with transaction.atomic():
-        _lock()
-        Story.objects.filter(articles__isnull=True).delete()
+    now_in = dict(Article.objects.filter(pk__in=list(old)).values_list("pk", "story_id"))
+    went: dict[int, Counter] = defaultdict(Counter)
+    for article_id, story_id in old.items():
+        if now_in.get(article_id):
+            went[story_id][now_in[article_id]] += 1
+    for story in Story.objects.exclude(pk__in=claimed).filter(articles__isnull=True):
+        if went.get(story.pk):
+            target = Story.objects.get(pk=went[story.pk].most_common(1)[0][0])
+            merge_stories(target, [story])
+        elif not story.recap_items.exists():
+            story.delete()
     return Story.objects.count()
+
+
+def unclustered(*, older_than: datetime) -> list[int]:
+    """Extracted articles with no story (a worker died between extraction and
+    clustering), and count what a dead worker left uncounted."""
+    for article_id in ArticleVector.objects.filter(counted=False).values_list("article_id", flat=True)[:500]:
+        count_keys(article_id)
+    return list(
+        Article.objects.filter(story__isnull=True, state_changed_at__lt=older_than)
+        .exclude(state__in=[Article.State.DISCOVERED, Article.State.EXTRACTING])
+        .values_list("pk", flat=True)[:500]
+    )

@@ -107,3 +107,48 @@ def test_editors_build_a_draft_on_demand_from_the_admin(admin_client, demo):
     assert recap.status == "draft"
     admin_client.post("/admin/enrichment/weeklyrecap/build/", {"week": "last"})
     assert WeeklyRecap.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_moves_existing_recap_items_from_json_to_rows_that_link_their_story():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from enrichment.models import RecapItem
+
+    before = [("enrichment", "0002_editors_group"), ("aggregator", "0002_default_taxonomy")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    story = old.get_model("aggregator", "Story").objects.create(headline="Kept")
+    old.get_model("enrichment", "WeeklyRecap").objects.create(
+        iso_year=2026,
+        iso_week=40,
+        title="Week 40",
+        status="published",
+        sections=[
+            {
+                "theme": "Tech",
+                "items": [{"story_id": story.pk, "headline": "Kept", "summary": "S", "publishers": 3}],
+            },
+            {
+                "theme": "City",
+                "items": [{"story_id": 987654, "headline": "Gone", "summary": "", "publishers": 1}],
+            },
+        ],
+    )
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    recap = WeeklyRecap.objects.get(iso_week=40)
+    assert [
+        (i.theme, i.story_id, i.headline, i.publishers) for i in RecapItem.objects.filter(recap=recap)
+    ] == [
+        ("Tech", story.pk, "Kept", 3),
+        ("City", None, "Gone", 1),
+    ]
+    assert recap.sections[0] == {
+        "theme": "Tech",
+        "items": [{"story_id": story.pk, "headline": "Kept", "summary": "S", "publishers": 3}],
+    }

@@ -15,10 +15,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from aggregator.demo.server import load_publications
-from aggregator.models import Article, Source
-from enrichment.stories import assign_story, recluster
+from aggregator.models import Article, ArticleVector, KeyStat, Source, Story
+from enrichment.stories import (
+    MAX_KEYS,
+    MAX_WORDS,
+    assign_story,
+    count_keys,
+    place_article,
+    recluster,
+    story_keys,
+    top_words,
+    unclustered,
+)
 
 pytestmark = pytest.mark.django_db
 DATA = Path(__file__).parent / "data"
@@ -183,3 +194,200 @@ def test_two_workers_clustering_one_event_at_once_make_one_story():
         Article.objects.filter(pk__in=[a.pk for a in made.values()]).values_list("story_id", flat=True)
     )
     assert len(stories) == 1 and None not in stories
+
+
+def test_it_keeps_story_ids_and_published_recap_links_through_cluster_all(client, demo):
+    import io
+
+    from django.core.management import call_command
+
+    from enrichment.models import WeeklyRecap
+    from enrichment.recap import build_recap
+
+    story = Story.objects.order_by("-publisher_count").first()
+    year, week, _ = story.lead_article.sort_at.isocalendar()
+    recap = build_recap(year, week, backend="extractive")
+    WeeklyRecap.objects.filter(pk=recap.pk).update(status=WeeklyRecap.Status.PUBLISHED)
+    links = [f"/story/{item['story_id']}/" for s in recap.sections for item in s["items"]]
+    assert len(links) >= 3
+    before = dict(Article.objects.values_list("pk", "story_id"))
+
+    out = io.StringIO()
+    call_command("cluster", all=True, stdout=out)
+    call_command("cluster", all=True, stdout=out)
+
+    assert dict(Article.objects.values_list("pk", "story_id")) == before
+    for link in links:
+        assert client.get(link).status_code == 200, link
+    html = client.get(f"/week/{year}/{week}/").content.decode()
+    assert all(f'href="{link}"' in html for link in links)
+
+
+def test_it_redirects_a_merged_story_to_the_survivor(client):
+    from enrichment.models import RecapItem, WeeklyRecap
+
+    made = load([i for i in labelled_set() if i["story"] == "stratus-outage"][:3])
+    first, second, third = sorted(made.values(), key=lambda a: a.sort_at)
+    # An older clustering split one event in two stories; a recap links the second.
+    old_a = Story.objects.create(headline=first.title)
+    old_b = Story.objects.create(headline=second.title, is_featured=True)
+    Article.objects.filter(pk=first.pk).update(story=old_a)
+    Article.objects.filter(pk__in=[second.pk, third.pk]).update(story=old_b)
+    recap = WeeklyRecap.objects.create(iso_year=2026, iso_week=47, title="Week 47", status="published")
+    RecapItem.objects.create(recap=recap, theme="Tech", story=old_b, headline=second.title)
+
+    recluster()
+
+    assert set(
+        Article.objects.filter(pk__in=[a.pk for a in made.values()]).values_list("story", flat=True)
+    ) == {old_a.pk}
+    assert not Story.objects.filter(pk=old_b.pk).exists()
+    response = client.get(f"/story/{old_b.pk}/")
+    assert response.status_code == 301 and response["Location"] == f"/story/{old_a.pk}/"
+    assert client.get(response["Location"]).status_code == 200
+    assert RecapItem.objects.get().story_id == old_a.pk
+    assert Story.objects.get(pk=old_a.pk).is_featured
+    assert client.get("/story/999999/").status_code == 404
+
+
+def test_it_merges_stories_from_the_admin_and_chains_old_redirects(admin_client):
+    made = load([i for i in labelled_set() if i["story"] == "aurora-3"][:3])
+    stories = []
+    for article in sorted(made.values(), key=lambda a: a.sort_at):
+        story = Story.objects.create(headline=article.title, first_seen_at=article.sort_at)
+        Article.objects.filter(pk=article.pk).update(story=story)
+        stories.append(story)
+    oldest, middle, newest = stories
+    admin_client.post(
+        "/admin/aggregator/story/", {"action": "merge", "_selected_action": [middle.pk, newest.pk]}
+    )
+    assert admin_client.get(f"/story/{newest.pk}/")["Location"] == f"/story/{middle.pk}/"
+    admin_client.post(
+        "/admin/aggregator/story/", {"action": "merge", "_selected_action": [oldest.pk, middle.pk]}
+    )
+    for gone in (middle, newest):  # an address merged twice goes straight to the survivor
+        assert admin_client.get(f"/story/{gone.pk}/")["Location"] == f"/story/{oldest.pk}/"
+    oldest.refresh_from_db()
+    assert oldest.article_count == 3 and Story.objects.count() == 1
+
+
+def test_it_clusters_an_article_dated_year_one_and_finds_its_related_updates():
+    from enrichment.related import related_ids
+
+    source = Source.objects.create(name="S", slug="s", feed_url="http://127.0.0.1:9/f")
+    ancient = datetime(1, 1, 1, tzinfo=UTC)
+    article = Article.objects.create(
+        source=source,
+        guid="old",
+        url="http://127.0.0.1:9/old",
+        title="Helios Labs releases Aurora-3",
+        text="Helios Labs released Aurora-3 in Port Calder on 18 November 2026.",
+        published_at=ancient,
+        sort_at=ancient,
+    )
+    story = assign_story(article.pk)
+    assert story is not None and story.article_count == 1
+    article.refresh_from_db()
+    assert related_ids(article) == []
+
+
+def test_it_sweeps_up_an_extracted_article_a_dead_worker_left_without_a_story(
+    django_capture_on_commit_callbacks,
+):
+    from aggregator.tasks import recover_stuck_task
+
+    made = load([i for i in labelled_set() if i["story"] == "aurora-3"][:2])
+    first, second = sorted(made.values(), key=lambda a: a.sort_at)
+    assign_story(first.pk)
+    # The worker died after extraction, before clustering: extracted, no story.
+    Article.objects.filter(pk=second.pk).update(state_changed_at=timezone.now() - timedelta(hours=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = recover_stuck_task()
+    assert "1 clusterings" in outcome
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.story_id == first.story_id is not None
+
+
+def test_it_counts_keys_once_and_uncounts_them_when_an_article_is_deleted():
+    made = load([i for i in labelled_set() if i["story"] == "aurora-3"][:2])
+    first, second = sorted(made.values(), key=lambda a: a.sort_at)
+    assign_story(first.pk)
+    assign_story(second.pk)
+    assign_story(second.pk)
+    assert KeyStat.objects.get(key="").articles == 2
+    assert ArticleVector.objects.filter(counted=True).count() == 2
+    shared = set(first.vector.keys) & set(second.vector.keys)
+    assert shared and all(KeyStat.objects.get(key=k).articles == 2 for k in shared)
+    # A worker that died before counting: the sweep counts it, once.
+    KeyStat.objects.all().delete()
+    ArticleVector.objects.update(counted=False)
+    count_keys(first.pk)
+    unclustered(older_than=timezone.now())
+    unclustered(older_than=timezone.now())
+    assert KeyStat.objects.get(key="").articles == 2
+    second.delete()
+    assert KeyStat.objects.get(key="").articles == 1
+    assert all(KeyStat.objects.get(key=k).articles == 1 for k in shared)
+
+
+def test_an_article_keeps_at_most_max_keys_and_max_words():
+    names = " ".join(f"Name{i}x met Place{i}y on 1 March 2026." for i in range(200))
+    article_keys = story_keys("Helios Labs ships Aurora-3", names)
+    assert len(article_keys) == MAX_KEYS
+    assert article_keys[0] == "d:2026-03-01" and "n:helios" in article_keys and "w:ships" in article_keys
+    assert len(top_words("t", " ".join(f"word{i}a" for i in range(1000)))) == MAX_WORDS
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_workers_cluster_unrelated_articles_at_once_without_waiting_on_each_other():
+    """Worker A holds its clustering transaction open (its key locks held); worker B
+    clusters an unrelated article meanwhile, and counts its keys. With a global lock B
+    would wait for A; here B's lock_timeout would turn any wait into an error."""
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent clustering is exercised on PostgreSQL (CI's second run)")
+    items = labelled_set()
+    aurora = next(i for i in items if i["story"] == "aurora-3")
+    quorra = next(i for i in items if i["story"] == "quorra-recall")
+    made = load([aurora, quorra])
+    a, b = made[aurora["id"]], made[quorra["id"]]
+    a_holds, b_done = threading.Event(), threading.Event()
+    errors, stories = [], {}
+
+    def worker_a():
+        try:
+            with transaction.atomic():
+                stories["a"] = place_article(a.pk)
+                a_holds.set()
+                b_done.wait(20)  # keep A's clustering transaction (and its key locks) open
+            count_keys(a.pk)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            a_holds.set()
+            connections.close_all()
+
+    def worker_b():
+        try:
+            a_holds.wait(20)
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '3s'")
+            stories["b"] = assign_story(b.pk)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            b_done.set()
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker_a), threading.Thread(target=worker_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert stories["a"] and stories["b"] and stories["a"].pk != stories["b"].pk
+    assert set(Article.objects.values_list("story_id", flat=True)) == {stories["a"].pk, stories["b"].pk}

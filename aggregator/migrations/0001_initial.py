@@ -6,178 +6,339 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='AudienceTag',
+            name="AudienceTag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('keywords', models.TextField(blank=True, help_text='Comma-separated words that suggest this audience (used by the extractive enricher).')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80, unique=True)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "keywords",
+                    models.TextField(
+                        blank=True,
+                        help_text="Comma-separated words that suggest this audience (used by the extractive enricher).",
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['position', 'name'],
+                "ordering": ["position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=80, unique=True)),
-                ('slug', models.SlugField(max_length=80, unique=True)),
-                ('icon', models.CharField(blank=True, help_text='An emoji shown before the source name.', max_length=8)),
-                ('description', models.TextField(blank=True)),
-                ('keywords', models.TextField(blank=True, help_text='Comma-separated words that suggest this category (used by the extractive enricher).')),
-                ('position', models.PositiveSmallIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=80, unique=True)),
+                ("slug", models.SlugField(max_length=80, unique=True)),
+                (
+                    "icon",
+                    models.CharField(
+                        blank=True, help_text="An emoji shown before the source name.", max_length=8
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "keywords",
+                    models.TextField(
+                        blank=True,
+                        help_text="Comma-separated words that suggest this category (used by the extractive enricher).",
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'verbose_name_plural': 'categories',
-                'ordering': ['position', 'name'],
+                "verbose_name_plural": "categories",
+                "ordering": ["position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='KeyStat',
+            name="KeyStat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=80, unique=True)),
-                ('articles', models.PositiveIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=80, unique=True)),
+                ("articles", models.PositiveIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='Source',
+            name="Source",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('feed_url', models.URLField(max_length=2000, unique=True)),
-                ('site_url', models.URLField(blank=True, max_length=2000)),
-                ('language', models.CharField(blank=True, help_text='BCP 47 code, e.g. en, de, zh.', max_length=16)),
-                ('is_active', models.BooleanField(default=True, help_text='Uncheck to pause polling.')),
-                ('is_demo', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('poll_interval_override', models.PositiveIntegerField(blank=True, help_text='Minutes between polls; empty: learnt from the feed.', null=True)),
-                ('poll_interval', models.PositiveIntegerField(default=30, help_text='Minutes, learnt from the feed.')),
-                ('etag', models.CharField(blank=True, max_length=500)),
-                ('last_modified', models.CharField(blank=True, max_length=100)),
-                ('content_hash', models.CharField(blank=True, max_length=64)),
-                ('last_polled_at', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('next_poll_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='aggregator.category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("feed_url", models.URLField(max_length=2000, unique=True)),
+                ("site_url", models.URLField(blank=True, max_length=2000)),
+                (
+                    "language",
+                    models.CharField(blank=True, help_text="BCP 47 code, e.g. en, de, zh.", max_length=16),
+                ),
+                ("is_active", models.BooleanField(default=True, help_text="Uncheck to pause polling.")),
+                ("is_demo", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "poll_interval_override",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Minutes between polls; empty: learnt from the feed.", null=True
+                    ),
+                ),
+                (
+                    "poll_interval",
+                    models.PositiveIntegerField(default=30, help_text="Minutes, learnt from the feed."),
+                ),
+                ("etag", models.CharField(blank=True, max_length=500)),
+                ("last_modified", models.CharField(blank=True, max_length=100)),
+                ("content_hash", models.CharField(blank=True, max_length=64)),
+                ("last_polled_at", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("next_poll_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="aggregator.category",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PollLog',
+            name="PollLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('polled_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('outcome', models.CharField(max_length=20)),
-                ('status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('new_articles', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='poll_logs', to='aggregator.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("polled_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("outcome", models.CharField(max_length=20)),
+                ("status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("new_articles", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="poll_logs",
+                        to="aggregator.source",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-polled_at'],
+                "ordering": ["-polled_at"],
             },
         ),
         migrations.CreateModel(
-            name='Article',
+            name="Article",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('guid', models.CharField(help_text="The feed entry's id.", max_length=600)),
-                ('url', models.URLField(max_length=2000)),
-                ('canonical_url', models.URLField(blank=True, max_length=2000)),
-                ('title', models.CharField(max_length=1000)),
-                ('author', models.CharField(blank=True, max_length=300)),
-                ('summary_html', models.TextField(blank=True, help_text="The feed's summary, sanitized.")),
-                ('content_html', models.TextField(blank=True, help_text="The feed's full content, sanitized.")),
-                ('text', models.TextField(blank=True, help_text='Main text extracted from the page.')),
-                ('excerpt', models.CharField(blank=True, help_text='The first lines, for cards.', max_length=400)),
-                ('text_hash', models.CharField(blank=True, db_index=True, help_text='Fingerprint of the text: syndicated copies share it.', max_length=64)),
-                ('image_url', models.URLField(blank=True, max_length=2000)),
-                ('language', models.CharField(blank=True, max_length=16)),
-                ('published_at', models.DateTimeField(blank=True, help_text="The publisher's timestamp.", null=True)),
-                ('collected_at', models.DateTimeField(default=django.utils.timezone.now, help_text='When we first saw it.')),
-                ('sort_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('state', models.CharField(choices=[('discovered', 'Discovered'), ('extracting', 'Extracting'), ('extracted', 'Extracted'), ('enriching', 'Enriching'), ('enriched', 'Enriched')], db_index=True, default='discovered', max_length=16)),
-                ('state_changed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('extract_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('extracted_at', models.DateTimeField(blank=True, null=True)),
-                ('extraction_error', models.TextField(blank=True)),
-                ('is_featured', models.BooleanField(default=False)),
-                ('is_hidden', models.BooleanField(default=False)),
-                ('audiences', models.ManyToManyField(blank=True, related_name='articles', to='aggregator.audiencetag')),
-                ('category', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='aggregator.category')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='articles', to='aggregator.source')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("guid", models.CharField(help_text="The feed entry's id.", max_length=600)),
+                ("url", models.URLField(max_length=2000)),
+                ("canonical_url", models.URLField(blank=True, max_length=2000)),
+                ("title", models.CharField(max_length=1000)),
+                ("author", models.CharField(blank=True, max_length=300)),
+                ("summary_html", models.TextField(blank=True, help_text="The feed's summary, sanitized.")),
+                (
+                    "content_html",
+                    models.TextField(blank=True, help_text="The feed's full content, sanitized."),
+                ),
+                ("text", models.TextField(blank=True, help_text="Main text extracted from the page.")),
+                (
+                    "excerpt",
+                    models.CharField(blank=True, help_text="The first lines, for cards.", max_length=400),
+                ),
+                (
+                    "text_hash",
+                    models.CharField(
+                        blank=True,
+                        db_index=True,
+                        help_text="Fingerprint of the text: syndicated copies share it.",
+                        max_length=64,
+                    ),
+                ),
+                ("image_url", models.URLField(blank=True, max_length=2000)),
+                ("language", models.CharField(blank=True, max_length=16)),
+                (
+                    "published_at",
+                    models.DateTimeField(blank=True, help_text="The publisher's timestamp.", null=True),
+                ),
+                (
+                    "collected_at",
+                    models.DateTimeField(
+                        default=django.utils.timezone.now, help_text="When we first saw it."
+                    ),
+                ),
+                ("sort_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("discovered", "Discovered"),
+                            ("extracting", "Extracting"),
+                            ("extracted", "Extracted"),
+                            ("enriching", "Enriching"),
+                            ("enriched", "Enriched"),
+                        ],
+                        db_index=True,
+                        default="discovered",
+                        max_length=16,
+                    ),
+                ),
+                ("state_changed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("extract_attempts", models.PositiveSmallIntegerField(default=0)),
+                ("extracted_at", models.DateTimeField(blank=True, null=True)),
+                ("extraction_error", models.TextField(blank=True)),
+                ("is_featured", models.BooleanField(default=False)),
+                ("is_hidden", models.BooleanField(default=False)),
+                (
+                    "audiences",
+                    models.ManyToManyField(blank=True, related_name="articles", to="aggregator.audiencetag"),
+                ),
+                (
+                    "category",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="aggregator.category",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="articles",
+                        to="aggregator.source",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-sort_at', '-pk'],
+                "ordering": ["-sort_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Story',
+            name="Story",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('headline', models.CharField(max_length=500)),
-                ('first_seen_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('last_seen_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('article_count', models.PositiveIntegerField(default=0)),
-                ('publisher_count', models.PositiveIntegerField(default=0)),
-                ('is_featured', models.BooleanField(default=False)),
-                ('lead_article', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='aggregator.article')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("headline", models.CharField(max_length=500)),
+                ("first_seen_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("last_seen_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("article_count", models.PositiveIntegerField(default=0)),
+                ("publisher_count", models.PositiveIntegerField(default=0)),
+                ("is_featured", models.BooleanField(default=False)),
+                (
+                    "lead_article",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="aggregator.article",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'stories',
-                'ordering': ['-first_seen_at'],
+                "verbose_name_plural": "stories",
+                "ordering": ["-first_seen_at"],
             },
         ),
         migrations.AddField(
-            model_name='article',
-            name='story',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='articles', to='aggregator.story'),
+            model_name="article",
+            name="story",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="articles",
+                to="aggregator.story",
+            ),
         ),
         migrations.CreateModel(
-            name='StoryKey',
+            name="StoryKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=80)),
-                ('sort_at', models.DateTimeField()),
-                ('article', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='story_keys', to='aggregator.article')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=80)),
+                ("sort_at", models.DateTimeField()),
+                (
+                    "article",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="story_keys",
+                        to="aggregator.article",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='article',
-            index=models.Index(fields=['state', 'state_changed_at'], name='aggregator__state_6201e7_idx'),
+            model_name="article",
+            index=models.Index(fields=["state", "state_changed_at"], name="aggregator__state_6201e7_idx"),
         ),
         migrations.AddConstraint(
-            model_name='article',
-            constraint=models.UniqueConstraint(fields=('source', 'guid'), name='article_unique_source_guid'),
+            model_name="article",
+            constraint=models.UniqueConstraint(fields=("source", "guid"), name="article_unique_source_guid"),
         ),
         migrations.AddConstraint(
-            model_name='article',
-            constraint=models.UniqueConstraint(condition=models.Q(('canonical_url', ''), _negated=True), fields=('canonical_url',), name='article_unique_canonical_url'),
+            model_name="article",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("canonical_url", ""), _negated=True),
+                fields=("canonical_url",),
+                name="article_unique_canonical_url",
+            ),
         ),
         migrations.AddIndex(
-            model_name='storykey',
-            index=models.Index(fields=['key', 'sort_at'], name='aggregator__key_648347_idx'),
+            model_name="storykey",
+            index=models.Index(fields=["key", "sort_at"], name="aggregator__key_648347_idx"),
         ),
         migrations.AddConstraint(
-            model_name='storykey',
-            constraint=models.UniqueConstraint(fields=('article', 'key'), name='storykey_unique'),
+            model_name="storykey",
+            constraint=models.UniqueConstraint(fields=("article", "key"), name="storykey_unique"),
         ),
     ]

@@ -6,112 +6,260 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('aggregator', '0001_initial'),
+        ("aggregator", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiCall',
+            name="ApiCall",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('backend', models.CharField(max_length=40)),
-                ('model_name', models.CharField(max_length=100)),
-                ('batch_id', models.CharField(blank=True, max_length=100)),
-                ('outcome', models.CharField(help_text='ok, refusal, max_tokens, invalid, ungrounded, error', max_length=40)),
-                ('error', models.TextField(blank=True)),
-                ('input_tokens', models.PositiveIntegerField(default=0)),
-                ('output_tokens', models.PositiveIntegerField(default=0)),
-                ('cache_read_tokens', models.PositiveIntegerField(default=0)),
-                ('cache_write_tokens', models.PositiveIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=6, default=0, max_digits=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('article', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='api_calls', to='aggregator.article')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("backend", models.CharField(max_length=40)),
+                ("model_name", models.CharField(max_length=100)),
+                ("batch_id", models.CharField(blank=True, max_length=100)),
+                (
+                    "outcome",
+                    models.CharField(
+                        help_text="ok, refusal, max_tokens, invalid, ungrounded, error", max_length=40
+                    ),
+                ),
+                ("error", models.TextField(blank=True)),
+                ("input_tokens", models.PositiveIntegerField(default=0)),
+                ("output_tokens", models.PositiveIntegerField(default=0)),
+                ("cache_read_tokens", models.PositiveIntegerField(default=0)),
+                ("cache_write_tokens", models.PositiveIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=6, default=0, max_digits=10)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "article",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="api_calls",
+                        to="aggregator.article",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Insight',
+            name="Insight",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('backend', models.CharField(help_text='Which enricher wrote it: extractive, claude.', max_length=40)),
-                ('model_name', models.CharField(blank=True, max_length=100)),
-                ('language', models.CharField(blank=True, help_text='The language the card is written in.', max_length=16)),
-                ('title', models.CharField(blank=True, help_text="The headline in the site's language.", max_length=500)),
-                ('hook', models.CharField(blank=True, max_length=200)),
-                ('what_changed', models.TextField(blank=True)),
-                ('why_it_matters', models.TextField(blank=True)),
-                ('what_next', models.TextField(blank=True)),
-                ('takeaways', models.JSONField(blank=True, default=list, help_text='[{"text", "passage"}]')),
-                ('implications', models.JSONField(blank=True, default=list, help_text='[{"prediction", "reasoning", "passage"}]')),
-                ('timeline', models.JSONField(blank=True, default=list, help_text='[{"date", "text", "passage", "article_id"}]')),
-                ('audience_reasons', models.JSONField(blank=True, default=dict, help_text='{"audience slug": "reason"}')),
-                ('related_ids', models.JSONField(blank=True, default=list, help_text='Ids of related articles, best first.')),
-                ('error', models.TextField(blank=True, help_text='Why the preferred enricher could not write this card.')),
-                ('generated_at', models.DateTimeField(help_text='When the machine wrote it.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('grounded_claims', models.PositiveIntegerField(default=0)),
-                ('unsupported_claims', models.PositiveIntegerField(default=0)),
-                ('reviewed_at', models.DateTimeField(blank=True, help_text='When an editor checked this card.', null=True)),
-                ('claude_status', models.CharField(blank=True, choices=[('', 'Not sent'), ('queued', 'Queued for a batch'), ('batched', 'In a batch'), ('done', 'Written by Claude'), ('retry', 'Will retry'), ('failed', 'Failed'), ('capped', 'Skipped: daily spending cap'), ('shared', 'Copied from a syndicated twin')], db_index=True, default='', max_length=16)),
-                ('retry_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('batch_id', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('input_tokens', models.PositiveIntegerField(default=0)),
-                ('output_tokens', models.PositiveIntegerField(default=0)),
-                ('cache_read_tokens', models.PositiveIntegerField(default=0)),
-                ('cache_write_tokens', models.PositiveIntegerField(default=0)),
-                ('cost_usd', models.DecimalField(decimal_places=6, default=0, max_digits=10)),
-                ('article', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='insight', to='aggregator.article')),
-                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "backend",
+                    models.CharField(help_text="Which enricher wrote it: extractive, claude.", max_length=40),
+                ),
+                ("model_name", models.CharField(blank=True, max_length=100)),
+                (
+                    "language",
+                    models.CharField(
+                        blank=True, help_text="The language the card is written in.", max_length=16
+                    ),
+                ),
+                (
+                    "title",
+                    models.CharField(
+                        blank=True, help_text="The headline in the site's language.", max_length=500
+                    ),
+                ),
+                ("hook", models.CharField(blank=True, max_length=200)),
+                ("what_changed", models.TextField(blank=True)),
+                ("why_it_matters", models.TextField(blank=True)),
+                ("what_next", models.TextField(blank=True)),
+                ("takeaways", models.JSONField(blank=True, default=list, help_text='[{"text", "passage"}]')),
+                (
+                    "implications",
+                    models.JSONField(
+                        blank=True, default=list, help_text='[{"prediction", "reasoning", "passage"}]'
+                    ),
+                ),
+                (
+                    "timeline",
+                    models.JSONField(
+                        blank=True, default=list, help_text='[{"date", "text", "passage", "article_id"}]'
+                    ),
+                ),
+                (
+                    "audience_reasons",
+                    models.JSONField(blank=True, default=dict, help_text='{"audience slug": "reason"}'),
+                ),
+                (
+                    "related_ids",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Ids of related articles, best first."
+                    ),
+                ),
+                (
+                    "error",
+                    models.TextField(
+                        blank=True, help_text="Why the preferred enricher could not write this card."
+                    ),
+                ),
+                ("generated_at", models.DateTimeField(help_text="When the machine wrote it.")),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("grounded_claims", models.PositiveIntegerField(default=0)),
+                ("unsupported_claims", models.PositiveIntegerField(default=0)),
+                (
+                    "reviewed_at",
+                    models.DateTimeField(
+                        blank=True, help_text="When an editor checked this card.", null=True
+                    ),
+                ),
+                (
+                    "claude_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not sent"),
+                            ("queued", "Queued for a batch"),
+                            ("batched", "In a batch"),
+                            ("done", "Written by Claude"),
+                            ("retry", "Will retry"),
+                            ("failed", "Failed"),
+                            ("capped", "Skipped: daily spending cap"),
+                            ("shared", "Copied from a syndicated twin"),
+                        ],
+                        db_index=True,
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("retry_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("batch_id", models.CharField(blank=True, db_index=True, max_length=100)),
+                ("input_tokens", models.PositiveIntegerField(default=0)),
+                ("output_tokens", models.PositiveIntegerField(default=0)),
+                ("cache_read_tokens", models.PositiveIntegerField(default=0)),
+                ("cache_write_tokens", models.PositiveIntegerField(default=0)),
+                ("cost_usd", models.DecimalField(decimal_places=6, default=0, max_digits=10)),
+                (
+                    "article",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="insight",
+                        to="aggregator.article",
+                    ),
+                ),
+                (
+                    "reviewed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Correction',
+            name="Correction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field', models.CharField(max_length=40)),
-                ('before', models.TextField(blank=True)),
-                ('after', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('editor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('insight', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='corrections', to='enrichment.insight')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field", models.CharField(max_length=40)),
+                ("before", models.TextField(blank=True)),
+                ("after", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "editor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "insight",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="corrections",
+                        to="enrichment.insight",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='WeeklyRecap',
+            name="WeeklyRecap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('iso_year', models.PositiveSmallIntegerField()),
-                ('iso_week', models.PositiveSmallIntegerField()),
-                ('title', models.CharField(max_length=300)),
-                ('intro', models.TextField(blank=True)),
-                ('body', models.TextField(blank=True, help_text="Editor's notes shown after the sections (optional).")),
-                ('sections', models.JSONField(blank=True, default=list, help_text='[{"theme": "...", "items": [{"story_id": 1, "headline": "...", "summary": "...", "publishers": 3}]}], every item linking its story.')),
-                ('backend', models.CharField(blank=True, help_text='Which enricher drafted it.', max_length=40)),
-                ('model_name', models.CharField(blank=True, max_length=100)),
-                ('generated_at', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('published', 'Published')], default='draft', max_length=16)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("iso_year", models.PositiveSmallIntegerField()),
+                ("iso_week", models.PositiveSmallIntegerField()),
+                ("title", models.CharField(max_length=300)),
+                ("intro", models.TextField(blank=True)),
+                (
+                    "body",
+                    models.TextField(
+                        blank=True, help_text="Editor's notes shown after the sections (optional)."
+                    ),
+                ),
+                (
+                    "sections",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='[{"theme": "...", "items": [{"story_id": 1, "headline": "...", "summary": "...", "publishers": 3}]}], every item linking its story.',
+                    ),
+                ),
+                (
+                    "backend",
+                    models.CharField(blank=True, help_text="Which enricher drafted it.", max_length=40),
+                ),
+                ("model_name", models.CharField(blank=True, max_length=100)),
+                ("generated_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("published", "Published")],
+                        default="draft",
+                        max_length=16,
+                    ),
+                ),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-iso_year', '-iso_week'],
-                'constraints': [models.UniqueConstraint(fields=('iso_year', 'iso_week'), name='recap_unique_week')],
+                "ordering": ["-iso_year", "-iso_week"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("iso_year", "iso_week"), name="recap_unique_week")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='insight',
-            index=models.Index(fields=['backend', 'generated_at'], name='enrichment__backend_a47ed3_idx'),
+            model_name="insight",
+            index=models.Index(fields=["backend", "generated_at"], name="enrichment__backend_a47ed3_idx"),
         ),
     ]

@@ -35,8 +35,9 @@ def forwards(apps, schema_editor):
     for app_label, models in EDITOR_PERMISSIONS.items():
         for model, actions in models.items():
             for action in actions:
-                wanted.append(Permission.objects.get(content_type__app_label=app_label,
-                                                     codename=f"{action}_{model}"))
+                wanted.append(
+                    Permission.objects.get(content_type__app_label=app_label, codename=f"{action}_{model}")
+                )
     group.permissions.set(wanted)
 
 
