@@ -109,7 +109,7 @@ def test_editors_build_a_draft_on_demand_from_the_admin(admin_client, demo):
     assert WeeklyRecap.objects.count() == 1
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_it_moves_existing_recap_items_from_json_to_rows_that_link_their_story():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
