@@ -116,7 +116,7 @@ def test_it_moves_existing_recap_items_from_json_to_rows_that_link_their_story()
 
     from enrichment.models import RecapItem
 
-    before = [("enrichment", "0002_editors_group"), ("aggregator", "0002_default_taxonomy")]
+    before = [("enrichment", "0003_corrections_are_kept"), ("aggregator", "0003_content_generation")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps

@@ -53,8 +53,8 @@ def sections_from_items(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("aggregator", "0003_story_redirect_article_vector"),
-        ("enrichment", "0002_editors_group"),
+        ("aggregator", "0004_story_redirect_article_vector"),
+        ("enrichment", "0003_corrections_are_kept"),
     ]
 
     operations = [

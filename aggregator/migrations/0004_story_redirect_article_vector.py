@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aggregator', '0002_default_taxonomy'),
+        ('aggregator', '0003_content_generation'),
     ]
 
     operations = [
