@@ -326,6 +326,9 @@ if 0 < CLAUDE_THINKING_BUDGET < 1024:
     )
 # Mark the stable system prompt for prompt caching (off only to measure what it saves).
 CLAUDE_PROMPT_CACHE = env_bool("CLAUDE_PROMPT_CACHE", True)
+# Claude also writes each multi-publisher story's card (what happened, where reports
+# differ) from its reports, when Claude writes the article cards; 0 keeps the offline one.
+CLAUDE_STORY_CARDS = env_bool("CLAUDE_STORY_CARDS", True)
 CLAUDE_MAX_INPUT_CHARS = env_int("CLAUDE_MAX_INPUT_CHARS", 24000)
 # Seconds per HTTP call. One retry budget per article, across the SDK and our own retries:
 # at most CLAUDE_MAX_CALLS HTTP calls for an article whatever fails (a persistent 429,

@@ -14,9 +14,10 @@ from redis.exceptions import RedisError
 from aggregator.ingest.opml import check_source_addresses
 from aggregator.ingest.pages import extract_article, recover_stuck
 from aggregator.ingest.poll import poll_source
-from aggregator.models import Source
+from aggregator.models import Source, Story
 from enrichment.service import enrich_article, recover_stuck_enrichment
 from enrichment.stories import assign_story, unclustered
+from enrichment.story_claude import claude_configured, write_story_card
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,8 @@ def extract_article_task(article_id: int) -> str:
     if not outcome.startswith("skipped"):
         story = assign_story(article_id)
         enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
+        if story is not None and story.publisher_count > 1 and claude_configured():
+            enqueue("aggregator.tasks.write_story_card_task", story.pk, group="story")
         outcome += f"; story #{story.pk if story else '-'}"
     return outcome
 
@@ -115,6 +118,17 @@ def cluster_article_task(article_id: int) -> str:
 
 def enrich_article_task(article_id: int, force: bool = False) -> str:
     return enrich_article(article_id, force=force)
+
+
+def write_story_card_task(story_id: int) -> str:
+    """Claude's card for a story with several publishers (skipped when up to date)."""
+    story = Story.objects.filter(pk=story_id).first()
+    if story is None:
+        return "skipped: story gone"
+    insight = write_story_card(story)
+    if insight is None:
+        return "skipped: up to date, a single publisher, or Claude not configured"
+    return f"story card: {insight.error or f'{len(insight.claims)} claims, {len(insight.disagreements)} disagreements'}"
 
 
 def run_batches_task() -> str:

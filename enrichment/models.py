@@ -209,3 +209,30 @@ class RecapItem(models.Model):
 
     def __str__(self) -> str:
         return self.headline
+
+
+class StoryInsight(models.Model):
+    """The story-level card Claude wrote from a story's reports (the extractive card is
+    built on request, offline). Every claim carries its passage and the article it comes
+    from; a claim whose passage is not in that article was dropped and counted."""
+
+    story = models.OneToOneField("aggregator.Story", on_delete=models.CASCADE, related_name="insight")
+    backend = models.CharField(max_length=40, default="claude")
+    model_name = models.CharField(max_length=100, blank=True)
+    language = models.CharField(max_length=16, blank=True)
+    claims = models.JSONField(default=list, blank=True, help_text='[{"text", "passage", "article_id"}]')
+    disagreements = models.JSONField(
+        default=list, blank=True, help_text='[{"fact", "versions": [{"value", "passage", "article_id"}]}]'
+    )
+    article_ids = models.JSONField(default=list, blank=True, help_text="The reports it was written from.")
+    unsupported_claims = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=6, default=0)
+    error = models.TextField(
+        blank=True, help_text="Why Claude could not write it (the extractive card shows)."
+    )
+    generated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Story card for {self.story}"

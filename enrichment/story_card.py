@@ -42,11 +42,12 @@ class Report:
 
 @dataclass
 class Claim:
-    text: str  # a sentence of the report, verbatim: it is its own passage
+    text: str  # extractive: a sentence of the report, verbatim (its own passage)
     publisher: str
     article_id: int
     also: list[str] = field(default_factory=list)  # publishers whose reports say the same
     language: str = ""
+    passage: str = ""  # Claude: the report's words the claim rests on
 
 
 @dataclass
@@ -64,11 +65,14 @@ class Version:
 
 @dataclass
 class Disagreement:
-    kind: str  # "date" or "number"
+    kind: str  # "date", "number", or "claude" (then `fact` says what it is about)
     versions: list[Version]
+    fact: str = ""
 
     @property
     def heading(self) -> str:
+        if self.fact:
+            return self.fact
         return "Reports give different dates" if self.kind == "date" else "Reports give different figures"
 
 
@@ -80,6 +84,7 @@ class StoryCard:
     reports_read: int
     other_languages: list[str]
     backend: str = "extractive"
+    model_name: str = ""
 
 
 def _language(code: str) -> str:
@@ -315,17 +320,73 @@ def sample_reports(story: Story, *, limit: int = MAX_REPORTS) -> list[Article]:
     return articles
 
 
+def _split(passage: str, value: str) -> tuple[str, str, str]:
+    at = passage.casefold().find(value.casefold())
+    if at < 0 or not value:
+        return passage, "", ""
+    return passage[:at], passage[at : at + len(value)], passage[at + len(value) :]
+
+
+def claude_parts(insight, articles: list[Article]) -> tuple[list[Claim], list[Disagreement]]:
+    """Claude's grounded claims and disagreements (see enrichment.story_claude), with
+    the publisher of each article they cite."""
+    ids = {c["article_id"] for c in insight.claims} | {
+        v["article_id"] for d in insight.disagreements for v in d["versions"]
+    }
+    known = {a.pk: a for a in articles}
+    missing = ids - set(known)
+    if missing:
+        known.update({a.pk: a for a in Article.objects.filter(pk__in=missing).select_related("source")})
+    claims = [
+        Claim(c["text"], known[c["article_id"]].source.name, c["article_id"], passage=c["passage"])
+        for c in insight.claims
+        if c["article_id"] in known
+    ]
+    found = []
+    for item in insight.disagreements:
+        versions = []
+        for v in item["versions"]:
+            article = known.get(v["article_id"])
+            if article is None:
+                continue
+            before, value, after = _split(v["passage"], v["value"])
+            versions.append(
+                Version(
+                    value=v["value"],
+                    label=v["value"],
+                    publishers=[article.source.name],
+                    article_id=article.pk,
+                    passage=v["passage"],
+                    before=before,
+                    found=value,
+                    after=after,
+                    language=_language(article.language or article.source.language),
+                )
+            )
+        if len(versions) >= 2:
+            found.append(Disagreement("claude", versions, fact=item["fact"]))
+    return claims, found
+
+
 def story_card(story: Story) -> StoryCard:
+    from enrichment.models import StoryInsight
+
     articles = sample_reports(story)
+    insight = StoryInsight.objects.filter(story=story, backend="claude", error="").first()
     reports = [
         Report(a.pk, a.source.name, _language(a.language or a.source.language), a.body_text) for a in articles
     ]
     site = _language(settings.SITE_LANGUAGE)
     readable = [r for r in reports if r.language == site] or reports[:1]
-    return StoryCard(
+    card = StoryCard(
         claims=what_happened(readable),
         disagreements=disagreements(reports),
         timeline=story_timeline(story, articles=articles),
         reports_read=len(reports),
         other_languages=sorted({r.publisher for r in reports if r not in readable}),
     )
+    if insight is not None and insight.claims:
+        card.claims, card.disagreements = claude_parts(insight, articles)
+        card.backend, card.model_name = "claude", insight.model_name
+        card.reports_read, card.other_languages = len(insight.article_ids), []
+    return card
