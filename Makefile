@@ -36,5 +36,10 @@ format: install
 	@$(VENV)/bin/ruff check --fix .
 	@$(VENV)/bin/ruff format .
 
+## make bench: ingest (project vs a naive loop) and serving (pages vs a static file)
+bench: install
+	@$(PY) bench/ingest.py
+	@$(PY) bench/serve.py
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
