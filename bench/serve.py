@@ -27,9 +27,9 @@ import tempfile
 import threading
 import time
 import urllib.request
-from urllib.parse import quote
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
