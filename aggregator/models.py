@@ -282,7 +282,15 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
     UPDATABLE = ("url", "title", "summary_html", "content_html", "author", "published_at", "image_url")
     LIMITS = {"url": 2000, "title": 1000, "author": 300, "image_url": 2000}
 
-    def upsert_from_entry(self, source: Source, entry: EntryData, *, now: datetime) -> tuple[Article, bool]:
+    def known_entries(self, source: Source, entries: list[EntryData]) -> dict[str, Article]:
+        """The stored articles of `source` for these entries, by guid key, in one query
+        (a re-polled feed is mostly entries we hold already)."""
+        keys = {guid_key(e.guid) for e in entries}
+        return {a.guid: a for a in self.filter(source=source, guid__in=keys)} if keys else {}
+
+    def upsert_from_entry(
+        self, source: Source, entry: EntryData, *, now: datetime, known: dict[str, Article] | None = None
+    ) -> tuple[Article, bool]:
         """Insert or update the article of one feed entry; (article, created).
 
         Keyed on (source, guid) and on the canonical URL, so a re-poll, two polls at
@@ -290,7 +298,10 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
         unchanged entry makes no write at all.
         """
         key = guid_key(entry.guid)
-        existing = self._find(source, key, entry.canonical_url)
+        if known is not None and key in known:
+            existing = known[key]
+        else:
+            existing = self._find(source, key, entry.canonical_url)
         if existing is None:
             published = entry.published_at
             if published and published > now:

@@ -287,6 +287,9 @@ FETCH_USER_AGENT = env_str(
 )
 # At most this many fetches to one host at once in a process (politeness to publishers).
 FETCH_PER_HOST = env_int("FETCH_PER_HOST", 4, minimum=1)
+# Feeds and pages fetched at once by `poll` and each poll task (threads; parsing and
+# extraction stay on one thread).
+INGEST_THREADS = env_int("INGEST_THREADS", 8)
 EXTRACT_MAX_BYTES = env_int("EXTRACT_MAX_BYTES", 3 * 1024 * 1024, minimum=1)
 EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15, minimum=1)
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from aggregator.ingest.clean import html_to_text, one_line
 from aggregator.ingest.extract import Extraction, ExtractionError, extract_html
-from aggregator.ingest.http import FetchError, fetch
+from aggregator.ingest.http import FetchError, FetchResult, fetch
 from aggregator.models import Article, excerpt_of, text_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -28,14 +28,22 @@ def without_headline(text: str, title: str) -> str:
     return text
 
 
-def fetch_and_extract(url: str) -> Extraction:
+def fetch_page(url: str) -> FetchResult:
+    """The network half of reading an article (no database): safe to run in a thread."""
     if not url:
         raise ExtractionError("the feed entry has no link to a page")
-    response = fetch(
+    return fetch(
         url,
         headers={"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"},
         max_bytes=settings.EXTRACT_MAX_BYTES,
     )
+
+
+def fetch_and_extract(url: str) -> Extraction:
+    return extract_page(fetch_page(url))
+
+
+def extract_page(response: FetchResult) -> Extraction:
     if response.status >= 400:
         raise ExtractionError(f"the page answered HTTP {response.status}")
     if response.content_type and "html" not in response.content_type:
@@ -43,9 +51,12 @@ def fetch_and_extract(url: str) -> Extraction:
     return extract_html(response.content, url=response.url)
 
 
-def extract_article(article_id: int, *, now: datetime | None = None) -> str:
+def extract_article(
+    article_id: int, *, now: datetime | None = None, page: FetchResult | Exception | None = None
+) -> str:
     """Claim one discovered article, read its page, store the text. Idempotent: an
-    article another worker holds or already finished is left alone."""
+    article another worker holds or already finished is left alone. `page` is what
+    fetch_page() already got for it (or the error it raised), when it was fetched ahead."""
     now = now or timezone.now()
     article = Article.objects.filter(pk=article_id).select_related("source").first()
     if article is None or not article.claim(from_state=State.DISCOVERED, to_state=State.EXTRACTING, now=now):
@@ -59,7 +70,11 @@ def extract_article(article_id: int, *, now: datetime | None = None) -> str:
         "state_changed_at": timezone.now(),
     }
     try:
-        page = fetch_and_extract(article.url)
+        if page is None:
+            page = fetch_page(article.url)
+        if isinstance(page, Exception):
+            raise page
+        page = extract_page(page)
     except (FetchError, ExtractionError) as exc:
         fields.update(text=feed_text, extraction_error=f"{exc}; showing the feed's own text")
         if not article.excerpt:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from aggregator.ingest import schedule
 from aggregator.ingest.feeds import NotAFeed, parse_feed
-from aggregator.ingest.http import FetchError, fetch
+from aggregator.ingest.http import FetchError, FetchResult, fetch
 from aggregator.models import Article, PollLog, Source
 
 logger = logging.getLogger(__name__)
@@ -87,17 +87,32 @@ def _conditional_headers(source: Source) -> dict[str, str]:
     return headers
 
 
+def fetch_feed(source: Source) -> FetchResult | FetchError:
+    """The network half of a poll (no database): safe to run in a thread."""
+    try:
+        return fetch(source.feed_url, headers=_conditional_headers(source))
+    except FetchError as exc:
+        return exc
+
+
 def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
-    """Fetch and ingest one source that the caller has claimed (Source.claim_poll).
+    """Fetch and ingest one source that the caller has claimed (Source.claim_poll)."""
+    return ingest_feed(source, fetch_feed(source), now=now)
+
+
+def ingest_feed(
+    source: Source, response: FetchResult | FetchError, *, now: datetime | None = None
+) -> PollResult:
+    """The database half of a poll, given what fetch_feed() got.
 
     A 304, or a body identical to the last one, costs no parse and no write: the claim
-    already moved next_poll_at on by the learnt interval.
+    already moved next_poll_at on by the learnt interval. The entries of one feed are
+    stored in one transaction (one savepoint each, so an entry the database refuses
+    costs only itself).
     """
     now = now or timezone.now()
-    try:
-        response = fetch(source.feed_url, headers=_conditional_headers(source))
-    except FetchError as exc:
-        return record_failure(source, str(exc), now=now)
+    if isinstance(response, FetchError):
+        return record_failure(source, str(response), now=now)
 
     if response.not_modified and source.consecutive_failures == 0:
         return PollResult(source.pk, "not-modified")
@@ -128,16 +143,20 @@ def poll_source(source: Source, *, now: datetime | None = None) -> PollResult:
         entries, ttl, warning = parsed.entries, parsed.ttl_minutes, parsed.warning
         feed_title, feed_link, feed_language = parsed.title, parsed.link, parsed.language
         rejected = 0
-        for entry in entries:
-            try:
-                with transaction.atomic():
-                    article, created = Article.objects.upsert_from_entry(source, entry, now=now)
-            except DatabaseError:  # one entry the database refuses must not cost the others
-                logger.exception("storing an entry of %s failed", source.feed_url)
-                rejected += 1
-                continue
-            if created:
-                new_ids.append(article.pk)
+        with transaction.atomic():
+            known = Article.objects.known_entries(source, entries)
+            for entry in entries:
+                try:
+                    with transaction.atomic():
+                        article, created = Article.objects.upsert_from_entry(
+                            source, entry, now=now, known=known
+                        )
+                except DatabaseError:  # one entry the database refuses must not cost the others
+                    logger.exception("storing an entry of %s failed", source.feed_url)
+                    rejected += 1
+                    continue
+                if created:
+                    new_ids.append(article.pk)
         if rejected:
             warning = (warning + "; " if warning else "") + f"{rejected} entries could not be stored"
 

@@ -2,13 +2,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
-from django.utils import timezone
 
-from aggregator.ingest.pages import extract_article
-from aggregator.ingest.poll import poll_source
+from aggregator.ingest.run import poll_many
 from aggregator.models import Source
-from enrichment.service import enrich_article
-from enrichment.stories import assign_story
 
 
 class Command(BaseCommand):
@@ -38,21 +34,21 @@ class Command(BaseCommand):
                 chosen.append(source)
         from aggregator.tasks import enqueue_extractions
 
-        total_new = failed = 0
-        for n, source in enumerate(chosen, 1):
-            source.claim_poll(now=timezone.now(), lease_minutes=source.poll_interval or 30)
-            result = poll_source(source)
-            total_new += len(result.new_article_ids)
-            failed += result.status == "failed"
-            self.stdout.write(f"[{n}/{len(chosen)}] {source.name}: {result}")
-            if extract:
-                for i, article_id in enumerate(result.new_article_ids, 1):
-                    outcome = extract_article(article_id)
-                    if not outcome.startswith("skipped"):
-                        assign_story(article_id)
-                        outcome += "; " + enrich_article(article_id)
-                    self.stdout.write(f"    [{i}/{len(result.new_article_ids)}] {outcome}")
-            else:
+        # Feeds and pages are fetched several at once; parsing, extraction and the
+        # database stay on this thread (aggregator.ingest.run).
+        done = [0]
+
+        def polled(source: Source, result) -> None:
+            done[0] += 1
+            self.stdout.write(f"[{done[0]}/{len(chosen)}] {source.name}: {result}")
+            if not extract:
                 enqueue_extractions(result.new_article_ids)
-        style = self.style.WARNING if failed else self.style.SUCCESS
-        self.stdout.write(style(f"Polled {len(chosen)} sources: {total_new} new articles, {failed} failed."))
+
+        def read(article_id: int, outcome: str) -> None:
+            self.stdout.write(f"    article {article_id}: {outcome}")
+
+        totals = poll_many(chosen, read=extract, on_poll=polled, on_read=read)
+        style = self.style.WARNING if totals.failed else self.style.SUCCESS
+        self.stdout.write(
+            style(f"Polled {totals.polled} sources: {totals.new} new articles, {totals.failed} failed.")
+        )

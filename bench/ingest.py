@@ -1,0 +1,286 @@
+"""Ingest speed: empty database to every card, against a naive loop, in the same run.
+
+A loopback server answers every request after a fixed latency (50 ms by default, a
+publisher's server across the internet), with N RSS feeds of M entries each and one
+news page per entry. The pages are generated to look like real ones: a head full of
+meta tags, inline styles and scripts, a cookie banner, a navigation of a hundred
+links, the article (paragraphs from the demo publications, shuffled), related links,
+comments and a footer — 60–90 KB each.
+
+  - naive:   one process, sequential: urllib GET of each feed, feedparser, then for
+             each entry a GET of its page and trafilatura.extract(). No database.
+  - project: aggregator.ingest.run.poll_many() — what `manage.py poll --all --extract`
+             runs — on an empty SQLite database: poll, store, fetch each page,
+             extract, cluster and write its card (extractive enricher).
+  - re-poll: the same feeds polled again (unchanged, answered 304): time as a share of
+             the first poll of the feeds alone (a fresh database, no page reads), and
+             whether anything readers see was written (the content generation).
+
+    .venv/bin/python bench/ingest.py [--feeds 20] [--entries 10] [--latency 0.05] [--threads 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
+os.environ.setdefault("SECRET_KEY", "bench-ingest")
+os.environ["DJANGO_SETTINGS_MODULE"] = "aggregator.settings"
+os.environ["FETCH_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+os.environ["LOG_LEVEL"] = "ERROR"
+os.environ.pop("ANTHROPIC_API_KEY", None)
+os.environ.pop("DATABASE_URL", None)
+os.environ.pop("REDIS_URL", None)
+
+import django  # noqa: E402
+
+django.setup()
+
+import feedparser  # noqa: E402
+import trafilatura  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from aggregator.ingest.run import poll_many  # noqa: E402
+from aggregator.models import Article, Source  # noqa: E402
+from aggregator.pagecache import current_generation  # noqa: E402
+
+CONTENT = ROOT / "aggregator" / "demo" / "content"
+rng = random.Random(10)
+
+
+def paragraphs() -> list[str]:
+    found = []
+    for path in sorted(CONTENT.glob("*.json")):
+        data = json.loads(path.read_text())
+        if data["source"]["language"] != "en":
+            continue
+        for article in data["articles"]:
+            found.extend(article["paragraphs"])
+    return found
+
+
+PARAGRAPHS = paragraphs()
+WORDS = " ".join(PARAGRAPHS).split()
+
+
+def words(n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def script(kb: int) -> str:
+    parts = []
+    while sum(map(len, parts)) < kb * 1024:
+        name = "".join(rng.choice("abcdefghijklmnop") for _ in range(6))
+        parts.append(
+            f"function {name}(a,b){{var c=a||{{}};c['{name}']=b;return window.dl&&window.dl.push(c)}};"
+        )
+    return "".join(parts)
+
+
+def news_page(feed: int, entry: int, title: str, published: datetime) -> bytes:
+    body = rng.sample(PARAGRAPHS, k=min(len(PARAGRAPHS), rng.randint(8, 14)))
+    nav = "".join(f'<li><a href="/section/{i}">{escape(words(2))}</a></li>' for i in range(100))
+    related = "".join(f'<li><a href="/p/{feed}/{i}.html">{escape(words(8))}</a></li>' for i in range(20))
+    comments = "".join(
+        f'<div class="comment"><b>{escape(words(2))}</b><p>{escape(words(30))}</p></div>' for _ in range(10)
+    )
+    footer = "".join(f'<a href="/about/{i}">{escape(words(2))}</a> ' for i in range(60))
+    ld = json.dumps({"@type": "NewsArticle", "headline": title, "datePublished": published.isoformat()})
+    html = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{escape(title)} | The Bench Gazette {feed}</title>
+<meta name="description" content="{escape(body[0][:150])}">
+<meta property="og:title" content="{escape(title)}"><meta property="og:type" content="article">
+<meta name="author" content="{escape(words(2))}">
+<meta property="article:published_time" content="{published.isoformat()}">
+<script type="application/ld+json">{ld}</script>
+<style>{"".join(f".c{i}{{margin:{i}px;padding:{i % 7}px;color:#{i:06x}}}" for i in range(300))}</style>
+<script>{script(20)}</script></head><body>
+<div class="cookie-banner"><p>{escape(words(40))}</p><button>Accept all</button></div>
+<header><a class="logo" href="/">The Bench Gazette</a><nav><ul>{nav}</ul></nav>
+<form class="search"><input name="q"></form></header>
+<div class="ad">{escape(words(12))}</div>
+<main><article><h1>{escape(title)}</h1>
+<p class="byline">By {escape(words(2))} · <time datetime="{published.isoformat()}">{published:%d %B %Y}</time></p>
+<figure><img src="/img/{feed}-{entry}.jpg" alt="{escape(words(6))}"><figcaption>{escape(words(12))}</figcaption></figure>
+{"".join(f"<p>{escape(p)}</p>" for p in body)}
+</article>
+<aside class="related"><h2>Related</h2><ul>{related}</ul></aside>
+<section class="comments"><h2>Comments</h2>{comments}</section></main>
+<footer>{footer}<p>© 2026 The Bench Gazette</p></footer>
+<script>{script(8)}</script></body></html>"""
+    return html.encode()
+
+
+def rss(base: str, feed: int, entries: list[tuple[str, str, datetime]]) -> bytes:
+    items = "".join(
+        f"<item><title>{escape(title)}</title><link>{link}</link><guid>{link}</guid>"
+        f"<pubDate>{format_datetime(published)}</pubDate><description>{escape(words(40))}</description></item>"
+        for title, link, published in entries
+    )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>The Bench Gazette {feed}</title><link>{base}/</link><description>Bench</description>"
+        f"{items}</channel></rss>"
+    ).encode()
+
+
+class Site:
+    def __init__(self, feeds: int, entries: int, latency: float):
+        self.latency = latency
+        self.routes: dict[str, tuple[bytes, str]] = {}
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        self.httpd.daemon_threads = True
+        self.httpd.request_queue_size = 256
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        now = datetime.now(UTC).replace(microsecond=0)
+        for f in range(feeds):
+            items = []
+            for e in range(entries):
+                title = f"{words(7).capitalize()} ({f}-{e})"
+                published = now - timedelta(minutes=37 * e + 3 * f)
+                path = f"/p/{f}/{e}.html"
+                self.routes[path] = (news_page(f, e, title, published), "text/html; charset=utf-8")
+                items.append((title, self.base + path, published))
+            self.routes[f"/feed/{f}.xml"] = (rss(self.base, f, items), "application/rss+xml")
+        self.requests = 0
+
+    def handler(self):
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802
+                site.requests += 1
+                time.sleep(site.latency)
+                body, kind = site.routes.get(self.path, (b"not found", "text/plain"))
+                etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200 if self.path in site.routes else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def feed_urls(self) -> list[str]:
+        return [self.base + p for p in self.routes if p.startswith("/feed/")]
+
+    def __enter__(self) -> Site:
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+
+
+def naive(site: Site) -> tuple[int, float]:
+    started = time.perf_counter()
+    done = 0
+    for url in site.feed_urls():
+        with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 (loopback)
+            parsed = feedparser.parse(response.read())
+        for entry in parsed.entries:
+            with urllib.request.urlopen(entry.link, timeout=20) as response:  # noqa: S310
+                html = response.read()
+            text = trafilatura.extract(html, url=entry.link)
+            done += bool(text)
+    return done, time.perf_counter() - started
+
+
+def fresh_database(site: Site) -> None:
+    connection.close()
+    db = Path(settings.DATABASES["default"]["NAME"])
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    call_command("migrate", verbosity=0)
+    for n, url in enumerate(site.feed_urls()):
+        Source.objects.create(name=f"Bench {n}", slug=f"bench-{n}", feed_url=url)
+
+
+def timed_poll(*, read: bool, threads: int) -> tuple[float, object]:
+    Source.objects.update(next_poll_at=None)
+    started = time.perf_counter()
+    totals = poll_many(list(Source.objects.all()), read=read, threads=threads)
+    return time.perf_counter() - started, totals
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--feeds", type=int, default=20)
+    parser.add_argument("--entries", type=int, default=10)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--threads", type=int, default=settings.INGEST_THREADS)
+    args = parser.parse_args()
+
+    print(f"Generating {args.feeds} feeds x {args.entries} news pages …", flush=True)
+    with Site(args.feeds, args.entries, args.latency) as site:
+        sizes = [len(b) for p, (b, _) in site.routes.items() if p.startswith("/p/")]
+        print(f"  pages {min(sizes) // 1024}–{max(sizes) // 1024} KB, latency {args.latency * 1000:.0f} ms")
+
+        print("Naive loop (sequential: urllib, feedparser, trafilatura; no database) …", flush=True)
+        naive_done, naive_s = naive(site)
+        print(f"  {naive_done} articles in {naive_s:.1f} s", flush=True)
+
+        print(f"Project: poll_many(read=True), {args.threads} fetch threads, empty SQLite …", flush=True)
+        fresh_database(site)
+        project_s, totals = timed_poll(read=True, threads=args.threads)
+        cards = Article.objects.filter(insight__isnull=False).count()
+        print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
+
+        print("First poll of the feeds alone (fresh database, no page reads), then a re-poll …", flush=True)
+        fresh_database(site)
+        first_s, _ = timed_poll(read=False, threads=args.threads)
+        generation = current_generation()[0]
+        articles = Article.objects.count()
+        repoll_s, repoll = timed_poll(read=False, threads=args.threads)
+        wrote = current_generation()[0] != generation or Article.objects.count() != articles
+
+    naive_rate = naive_done / naive_s
+    project_rate = cards / project_s
+    print()
+    print(
+        f"{args.feeds} feeds x {args.entries} entries, {args.latency * 1000:.0f} ms latency, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"{'naive sequential loop':40} {naive_rate:8.1f} articles/s")
+    print(f"{'project (poll + read + cluster + card)':40} {project_rate:8.1f} articles/s")
+    print(f"{'ratio project / naive':40} {project_rate / naive_rate:8.2f}x   (goal >= 3x)")
+    print(f"{'first poll, feeds only':40} {first_s:8.2f} s")
+    print(
+        f"{'re-poll, unchanged (304)':40} {repoll_s:8.2f} s = {repoll_s / first_s:.0%} of the first poll"
+        f", {repoll_s / project_s:.1%} of empty-to-cards   (goal <= 5%)"
+    )
+    print(f"{'re-poll wrote anything readers see':40} {'yes' if wrote else 'no'}")
+
+
+if __name__ == "__main__":
+    main()
