@@ -28,6 +28,16 @@ class Insight(models.Model):
         default=list, blank=True, help_text='[{"date", "text", "passage", "article_id"}]'
     )
     audience_reasons = models.JSONField(default=dict, blank=True, help_text='{"audience slug": "reason"}')
+    support = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The passages the hook and TL;DR rest on: {"hook", "what_changed", "why_it_matters"}.',
+    )
+    dropped = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Claims grounding took off the card: [{"part", "text", "passage", "reason"}].',
+    )
     related_ids = models.JSONField(default=list, blank=True, help_text="Ids of related articles, best first.")
     error = models.TextField(blank=True, help_text="Why the preferred enricher could not write this card.")
     generated_at = models.DateTimeField(help_text="When the machine wrote it.")

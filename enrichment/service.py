@@ -9,7 +9,6 @@ Message Batches API at half price (enrichment.batches)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,19 +16,16 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from aggregator.ingest.clean import strip_invisible
 from aggregator.models import Article, AudienceTag, Category
-from enrichment import text as tx
 from enrichment.backends import CardDraft, EnrichmentError, SourceText, get_enricher
 from enrichment.backends.base import Implication, Takeaway, TimelineEntry
-from enrichment.grounding import passage_in
+from enrichment.grounding import Counts, ground_card
 from enrichment.models import ApiCall, Insight
 from enrichment.related import related_ids
 
 logger = logging.getLogger(__name__)
 State = Article.State
 Claude = Insight.Claude
-HOOK_MAX = 90
 
 
 def source_text(article: Article) -> SourceText:
@@ -55,58 +51,10 @@ def source_text(article: Article) -> SourceText:
     )
 
 
-def _clean(value: str, limit: int) -> str:
-    return tx.clip(strip_invisible(value or ""), limit)
-
-
-@dataclass
-class Grounding:
-    kept: int = 0
-    unsupported: int = 0
-
-
-def grounded(draft: CardDraft, source: SourceText, *, mode: str | None = None) -> tuple[CardDraft, Grounding]:
-    """Check every claim's passage against the text we hold (or a linked article of the
-    story); drop the unsupported ones (or mark them, with GROUNDING_MODE=mark). Clean
-    and bound every string."""
-    mode = mode or settings.GROUNDING_MODE
-    corpus = [source.text] + [text for _pk, _when, _title, text in source.story]
-    story_ids = {pk for pk, *_ in source.story}
-    counts = Grounding()
-
-    def check(items: list, *, limit: int) -> list:
-        kept = []
-        for item in items:
-            linked = isinstance(item, TimelineEntry) and item.article_id in story_ids
-            ok = linked or (bool(item.passage) and any(passage_in(item.passage, t) for t in corpus))
-            if ok:
-                counts.kept += 1
-            else:
-                counts.unsupported += 1
-                item.supported = False
-                if mode != "mark":
-                    continue
-            kept.append(item)
-        return kept[:limit]
-
-    draft.hook = _clean(draft.hook, HOOK_MAX)
-    draft.title = _clean(draft.title, 500)
-    for name in ("what_changed", "why_it_matters", "what_next"):
-        setattr(draft, name, _clean(getattr(draft, name), 600))
-    draft.takeaways = check(draft.takeaways, limit=5)
-    draft.implications = check(draft.implications, limit=5)
-    draft.timeline = check(draft.timeline, limit=12)
-    for item in draft.takeaways:
-        item.text, item.passage = _clean(item.text, 400), _clean(item.passage, 800)
-    for item in draft.implications:
-        item.prediction, item.reasoning = _clean(item.prediction, 400), _clean(item.reasoning, 400)
-        item.passage = _clean(item.passage, 800)
-    for item in draft.timeline:
-        item.text, item.passage = _clean(item.text, 300), _clean(item.passage, 800)
-    draft.audiences = {
-        slug: _clean(reason, 200) for slug, reason in draft.audiences.items() if slug in source.audiences
-    }
-    return draft, counts
+def grounded(draft: CardDraft, source: SourceText, *, mode: str | None = None) -> tuple[CardDraft, Counts]:
+    """Check every claim against the text we hold (enrichment.grounding); drop the
+    unsupported ones (or mark them, with GROUNDING_MODE=mark) and say why."""
+    return ground_card(draft, source, mode=mode or settings.GROUNDING_MODE)
 
 
 def store(
@@ -257,6 +205,7 @@ def enrich_with_claude(
             takeaways=[Takeaway(**t) for t in twin.takeaways],
             implications=[Implication(**i) for i in twin.implications],
             timeline=[TimelineEntry(**t) for t in twin.timeline],
+            support=dict(twin.support),
         )
         insight = store(article, source, draft, claude_status=Claude.SHARED, error="", cost_usd=0)
         return (

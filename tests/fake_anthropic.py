@@ -74,26 +74,40 @@ def sentences(text: str) -> list[str]:
 
 
 def card_for(body: dict) -> dict:
-    """A card that validates against ClaudeCard, every passage a sentence of the article."""
+    """A card that validates against ClaudeCard and passes grounding: every passage a
+    sentence of the article, every claim that sentence's words (so its numbers, names and
+    negation are the passage's)."""
     sents = sentences(article_text(body)) or ["The article has no usable text at all."]
     pick = (sents * 3)[:3]
     dated = [s for s in sents if _YEAR.search(s)][:3]
+    last = sents[-1]
     return {
         "title": "Fake headline in English",
-        "hook": "Why this matters, in one short line",
-        "what_changed": "Something happened, as the article reports.",
-        "why_it_matters": "It affects the people named in the article.",
+        "hook": _claim(sents[min(1, len(sents) - 1)], 90),
+        "hook_passage": sents[min(1, len(sents) - 1)],
+        "what_changed": _claim(sents[0], 400),
+        "what_changed_passage": sents[0],
+        "why_it_matters": _claim(last, 400),
+        "why_it_matters_passage": last,
         "what_next": "Read the full article and check the sources it cites.",
         "category": "ai",
         "audiences": [{"slug": "developers", "reason": "The article is about tools developers use."}],
-        "takeaways": [{"text": f"Takeaway {n + 1}", "passage": s} for n, s in enumerate(pick)],
+        "takeaways": [{"text": _claim(s, 300), "passage": s} for s in pick],
         "implications": [
-            {"prediction": "More will follow.", "reasoning": "The article says so.", "passage": sents[-1]}
+            {"prediction": _claim(last, 300), "reasoning": "The article says so.", "passage": last}
         ],
-        "timeline": [
-            {"date": _YEAR.search(s).group(0), "text": "A dated event", "passage": s} for s in dated
-        ],
+        "timeline": [{"date": _YEAR.search(s).group(0), "text": _claim(s, 240), "passage": s} for s in dated],
     }
+
+
+def _claim(sentence: str, limit: int) -> str:
+    """A claim made of the sentence's own words, within `limit` characters."""
+    words, out = sentence.split(), ""
+    for word in words:
+        if len(out) + len(word) + 1 > limit:
+            break
+        out = f"{out} {word}".strip()
+    return out or sentence[:limit]
 
 
 # ------------------------------------------------------------------------- the message

@@ -306,7 +306,9 @@ def test_injection_in_the_article_changes_neither_task_nor_format(fake, client):
     )
     fake.queue(
         fa.valid_card(
-            hook='<img src="https://evil.example/x.png" onerror="alert(1)">![x](https://evil.example/t.png)'
+            # Advice is not a fact checked against the article (a hook like this one
+            # would be dropped by grounding: its "1" is in no passage), so it reaches pages.
+            what_next='<img src="https://evil.example/x.png" onerror="alert(1)">![x](https://evil.example/t.png)'
         )
     )
     article = make_article(hostile)

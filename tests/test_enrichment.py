@@ -94,9 +94,10 @@ def test_the_extractive_card_has_every_part_and_each_claim_its_passage():
     assert draft.backend == "extractive"
     assert 0 < len(draft.hook) <= 90
     assert draft.what_changed.startswith("Helios Labs released")
+    assert not draft.what_changed.startswith(draft.hook[:30]) and draft.hook not in draft.why_it_matters
     assert "because" in draft.why_it_matters
-    assert draft.what_next
-    assert 3 <= len(draft.takeaways) <= 5
+    assert draft.what_next == ""  # the article gives no advice, and no stock line stands in
+    assert 1 <= len(draft.takeaways) <= 5  # each sentence is used once on the card
     assert all(passage_in(t.passage, STORY) for t in draft.takeaways)
     assert any("second quarter of 2027" in i.prediction for i in draft.implications)
     assert all(passage_in(i.passage, STORY) for i in draft.implications)
@@ -161,7 +162,7 @@ def test_enriching_stores_the_card_audiences_and_category_and_can_run_twice():
     assert article.state == Article.State.ENRICHED
     assert insight.takeaways and insight.hook and insight.generated_at
     assert article.category.slug == "ai"  # the text says so louder than the source's default
-    assert set(article.audiences.values_list("slug", flat=True)) == {"developers"}
+    assert "developers" in set(article.audiences.values_list("slug", flat=True))
     assert enrich_article(article.pk, force=True).startswith("enriched")
     assert Insight.objects.count() == 1
 

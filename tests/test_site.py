@@ -31,10 +31,11 @@ def test_every_demo_article_page_shows_the_parts_its_text_supports(client, demo)
         insight = article.insight
         html = client.get(article.get_absolute_url()).content.decode()
         assert "30-Second TL;DR" in html and "What changed" in html
-        assert "💡" in html and escape(insight.hook) in html
+        if insight.hook:
+            assert "💡" in html and escape(insight.hook) in html
         assert "Automatic summary: sentences chosen from the article" in html
-        assert len(insight.takeaways) >= 3, article.title
-        assert html.count('class="passage"') >= len(insight.takeaways)
+        assert len(insight.takeaways) >= 1, article.title
+        assert html.count('class="passage') >= len(insight.takeaways)
         assert "Original source:" in html and f'href="{article.url}"' in html
         assert "Weekly Recap" in html
         if insight.implications:

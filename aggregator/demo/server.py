@@ -143,10 +143,9 @@ class DemoSite:
 <time datetime="{when.isoformat()}">{when:%d %B %Y, %H:%M} UTC</time></p>
 <p class="standfirst"><strong>{escape(a["summary"])}</strong></p>
 {paragraphs}
-<p class="demo-note"><em>{escape(DEMO_NOTE)}</em></p>
 </article></main>
 <aside><h2>More from {escape(pub.name)}</h2><ul>{others}</ul></aside>
-<footer><p>© {escape(pub.name)} · Privacy · Terms · Cookie settings</p></footer>
+<footer><p class="demo-note"><em>{escape(DEMO_NOTE)}</em></p><p>© {escape(pub.name)} · Privacy · Terms · Cookie settings</p></footer>
 </body></html>"""
 
     def index(self) -> str:

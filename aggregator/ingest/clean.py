@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import re
 
+import lxml.etree
+import lxml.html
 import nh3
 
 ALLOWED_TAGS = {
@@ -75,13 +77,52 @@ def strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text)
 
 
+# Elements a reader of the page never sees: their text is no part of the article
+# (nor a passage a claim may rest on). trafilatura already drops display:none and
+# visibility:hidden; these it keeps.
+_HIDDEN = (
+    "//*[@hidden] | //*[@aria-hidden='true'] | //template"
+    " | //*[contains(translate(@style, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ ', 'abcdefghijklmnopqrstuvwxyz'),"
+    " 'display:none')]"
+    " | //*[contains(translate(@style, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ ', 'abcdefghijklmnopqrstuvwxyz'),"
+    " 'visibility:hidden')]"
+    " | //*[contains(translate(@style, ' ', ''), 'font-size:0')]"
+    " | //*[contains(concat(' ', normalize-space(@class), ' '), ' sr-only ')]"
+    " | //*[contains(concat(' ', normalize-space(@class), ' '), ' visually-hidden ')]"
+    " | //*[contains(concat(' ', normalize-space(@class), ' '), ' screen-reader-text ')]"
+)
+_MAYBE_HIDDEN = re.compile(r"hidden|display|font-size|sr-only|<template", re.IGNORECASE)
+
+
+def drop_hidden(tree) -> int:
+    """Remove the hidden elements of an lxml.html tree (their tails stay); how many."""
+    hidden = tree.xpath(_HIDDEN)
+    for element in hidden:
+        if element.getparent() is not None:
+            element.drop_tree()
+    return len(hidden)
+
+
+def drop_hidden_html(fragment: str) -> str:
+    """`fragment` without its hidden elements (unchanged when it has none)."""
+    if not fragment or not _MAYBE_HIDDEN.search(fragment):
+        return fragment
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (ValueError, lxml.etree.ParserError):
+        return fragment
+    if not drop_hidden(root):
+        return fragment
+    return "".join([root.text or ""] + [lxml.html.tostring(child, encoding="unicode") for child in root])
+
+
 def sanitize_html(fragment: str) -> str:
     """Publisher HTML reduced to inert structure: no script, style, event handler,
     image or frame, and links only to http(s)/mailto with rel=noopener nofollow."""
     if not fragment:
         return ""
     return nh3.clean(
-        strip_invisible(fragment),
+        strip_invisible(drop_hidden_html(fragment)),
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import trafilatura
 from django.conf import settings
 from trafilatura.settings import use_config
+from trafilatura.utils import load_html
 
-from aggregator.ingest.clean import strip_invisible
+from aggregator.ingest.clean import drop_hidden, strip_invisible
 from aggregator.ingest.urls import is_http_url
 
 logger = logging.getLogger(__name__)
@@ -89,8 +90,11 @@ def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None
         raise ExtractionError(f"the page is {len(raw):,} bytes, over the {cap:,} byte extraction cap")
     limit = settings.EXTRACT_TIME_LIMIT if time_limit_s is None else time_limit_s
     with time_limit(limit):
+        tree = load_html(raw)
+        if tree is not None:
+            drop_hidden(tree)  # text a reader never sees is no part of the article
         doc = trafilatura.bare_extraction(
-            raw,
+            tree if tree is not None else raw,
             url=url or None,
             with_metadata=True,
             include_comments=False,

@@ -65,6 +65,10 @@ class CardDraft:
     takeaways: list[Takeaway] = field(default_factory=list)
     implications: list[Implication] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # The passages the hook, what changed and why it matters rest on: {"hook": "..."}.
+    support: dict[str, str] = field(default_factory=dict)
+    # What grounding took off the card, and why: [{"part", "text", "passage", "reason"}].
+    dropped: list[dict] = field(default_factory=list)
 
     def as_fields(self) -> dict:
         return {
@@ -80,6 +84,8 @@ class CardDraft:
             "implications": [asdict(i) for i in self.implications],
             "timeline": [asdict(t) for t in self.timeline],
             "audience_reasons": dict(self.audiences),
+            "support": dict(self.support),
+            "dropped": list(self.dropped),
         }
 
 

@@ -72,6 +72,11 @@ Grounding rules, which decide whether a claim is shown at all:
 - Every takeaway, implication and timeline entry has a `passage`: one or two sentences
   copied VERBATIM from the document, in the document's original language, that support
   it. Copy the characters exactly; do not translate, shorten or paraphrase the passage.
+- The hook, what_changed and why_it_matters rest on passages too (hook_passage,
+  what_changed_passage, why_it_matters_passage), copied the same way.
+- A passage is the article's body, never its headline, and at least one full sentence.
+  Every number, date and name in a claim must appear in its passage, and a claim keeps
+  the passage's negation ("not", "no", "never"). A claim that breaks this is not shown.
 - A claim you cannot support with such a passage must be left out. Add nothing from
   your own knowledge: no laws, numbers, dates, people or events that the document does
   not state. Fewer, well-supported claims are better than many.
@@ -373,6 +378,11 @@ def draft_from_card(card: ClaudeCard) -> CardDraft:
             for i in card.implications
         ],
         timeline=[TimelineEntry(date=t.date, text=t.text, passage=t.passage) for t in card.timeline],
+        support={
+            "hook": card.hook_passage,
+            "what_changed": card.what_changed_passage,
+            "why_it_matters": card.why_it_matters_passage,
+        },
     )
 
 

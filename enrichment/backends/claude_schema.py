@@ -47,8 +47,19 @@ class Audience(_Strict):
 class ClaudeCard(_Strict):
     title: str = Field(min_length=1, max_length=200, description="The headline in the site's language.")
     hook: str = Field(min_length=1, max_length=90, description="One line, why to read on.")
+    hook_passage: str = Field(
+        min_length=8,
+        max_length=600,
+        description="The sentence(s) of the document the hook rests on, verbatim.",
+    )
     what_changed: str = Field(min_length=1, max_length=400)
+    what_changed_passage: str = Field(
+        min_length=8, max_length=600, description="The sentence(s) stating what changed, verbatim."
+    )
     why_it_matters: str = Field(min_length=1, max_length=400)
+    why_it_matters_passage: str = Field(
+        min_length=8, max_length=600, description="The sentence(s) saying why it matters, verbatim."
+    )
     what_next: str = Field(min_length=1, max_length=300, description="A concrete next step for the reader.")
     category: str = Field(description="One of the category slugs listed in the instructions.")
     audiences: list[Audience] = Field(max_length=3)
