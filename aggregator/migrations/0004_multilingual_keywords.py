@@ -61,5 +61,5 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("aggregator", "0002_default_taxonomy")]
+    dependencies = [("aggregator", "0003_content_generation")]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
