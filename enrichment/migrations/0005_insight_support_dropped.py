@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('enrichment', '0003_corrections_are_kept'),
+        ('enrichment', '0004_recap_items'),
     ]
 
     operations = [

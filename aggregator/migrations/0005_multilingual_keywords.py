@@ -61,5 +61,5 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("aggregator", "0003_content_generation")]
+    dependencies = [("aggregator", "0004_story_redirect_article_vector")]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
