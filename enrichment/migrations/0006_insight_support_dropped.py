@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('enrichment', '0004_recap_items'),
+        ('enrichment', '0005_story_insight'),
     ]
 
     operations = [
