@@ -14,7 +14,11 @@ never re-reads its candidates' texts.
 No global lock: a worker takes a transaction-scoped advisory lock per key of its
 article (PostgreSQL; SQLite serializes writers anyway). Two articles that could match
 share a key, so they are clustered one after the other and never open two stories for
-one event; articles with no key in common are clustered at the same time. KeyStat, whose
+one event; articles with no key in common are clustered at the same time. Keys already
+carried by HOT_KEY articles or more (today's date, a country, a big company) are not
+locked: every worker would queue on them, and they cannot tell a new event apart. Two
+first reports of a new event share its fresh, rare keys (its names), and those are
+locked; once the event has a story, a newcomer joins it whichever key it shares. KeyStat, whose
 "" row every article touches, is counted after the clustering transaction commits, so
 workers never wait on it; a sweep counts what a dead worker left uncounted.
 """
@@ -27,11 +31,11 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from aggregator.models import Article, ArticleVector, KeyStat, Story, StoryKey, StoryRedirect
@@ -46,6 +50,8 @@ CROSS_THRESHOLD = 0.30  # dates and names shared across languages
 MIN_SHARED = 3
 MAX_KEYS = 60  # keys indexed (and locked) per article
 MAX_WORDS = 100  # content words kept in an article's vector
+HOT_KEY = 50  # keys in this many articles or more are not locked (see above)
+MIN_LOCKED = 3  # ... but an article whose keys are all hot locks its rarest few
 # Latin-script tokens, also inside CJK text (where \b sees no boundary).
 _NAME = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![A-Za-z0-9])")
 COMMON = set(
@@ -111,6 +117,12 @@ def body_words(title: str, text: str) -> set[str]:
     return set(top_words(title, text))
 
 
+def keys_to_lock(vector: Vector) -> list[str]:
+    ranked = sorted(vector.keys, key=lambda k: (vector.counts.get(k, 0), k))
+    rare = [k for k in ranked if vector.counts.get(k, 0) < HOT_KEY]
+    return rare if len(rare) >= MIN_LOCKED else ranked[:MIN_LOCKED]
+
+
 def _lock_keys(keys: Iterable[str]) -> None:
     """Per-key advisory locks, held to the end of the transaction, taken in one order
     (sorted) so two workers never deadlock. SQLite's IMMEDIATE transaction already
@@ -128,12 +140,13 @@ def _lock_keys(keys: Iterable[str]) -> None:
             cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", [ids])
 
 
-def _weights(terms: Iterable[str]) -> dict[str, float]:
-    """IDF of the article's own keys and words (one query, at most MAX_KEYS + MAX_WORDS)."""
+def _weights(terms: Iterable[str]) -> tuple[dict[str, float], dict[str, int]]:
+    """IDF of the article's own keys and words, and their counts (one query, at most
+    MAX_KEYS + MAX_WORDS + 1 keys)."""
     terms = set(terms)
     stats = dict(KeyStat.objects.filter(key__in=[*terms, ""]).values_list("key", "articles"))
     total = max(stats.get("", 1), 1)
-    return {k: round(math.log((total + 1) / (stats.get(k, 0) + 1)) + 0.1, 4) for k in terms}
+    return {k: round(math.log((total + 1) / (stats.get(k, 0) + 1)) + 0.1, 4) for k in terms}, stats
 
 
 @dataclass
@@ -142,6 +155,7 @@ class Vector:
     words: dict[str, float]
     words_norm: float
     language: str
+    counts: dict[str, int] = field(default_factory=dict)  # KeyStat when computed; not stored
 
     @classmethod
     def of(cls, article: Article) -> Vector:
@@ -149,13 +163,14 @@ class Vector:
             story_keys(article.title, article.body_text),
             top_words(article.title, article.body_text),
         )
-        idf = _weights([*keys, *("b:" + w for w in words)])
+        idf, counts = _weights([*keys, *("b:" + w for w in words)])
         word_weights = {w: idf["b:" + w] for w in words}
         return cls(
             keys={k: idf[k] for k in keys},
             words=word_weights,
             words_norm=math.sqrt(sum(v * v for v in word_weights.values())),
             language=_language(article),
+            counts=counts,
         )
 
     def fields(self) -> dict:
@@ -220,7 +235,8 @@ def _vectors(article_ids: list[int]) -> dict[int, Vector]:
         v.article_id: Vector(v.keys, v.words, v.words_norm, v.language)
         for v in ArticleVector.objects.filter(article_id__in=article_ids)
     }
-    for article in Article.objects.filter(pk__in=set(article_ids) - found.keys()).select_related("source"):
+    missing = set(article_ids) - found.keys()
+    for article in Article.objects.filter(pk__in=missing).select_related("source") if missing else []:
         vector = Vector.of(article)
         ArticleVector.objects.get_or_create(
             article=article,
@@ -308,27 +324,33 @@ def uncount_keys(article_id: int) -> None:
 
 
 def refresh_story(story: Story) -> None:
+    """The story's counts, lead and times, from its articles (aggregates: a few queries
+    whatever the story's size)."""
     articles = Article.objects.filter(story=story)
-    first = articles.order_by(F("published_at").asc(nulls_last=True), "collected_at").first()
-    stats = articles.aggregate(n=Count("id"), publishers=Count("source", distinct=True))
+    first = articles.order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk").first()
     if first is None:
         Story.objects.filter(pk=story.pk).update(article_count=0, publisher_count=0, lead_article=None)
         return
+    stats = articles.aggregate(n=Count("id"), publishers=Count("source", distinct=True), last=Max("sort_at"))
     Story.objects.filter(pk=story.pk).update(
         article_count=stats["n"],
         publisher_count=stats["publishers"],
         lead_article=first,
         headline=first.title[:500],
         first_seen_at=first.published_at or first.collected_at,
-        last_seen_at=max(a.sort_at for a in articles.only("sort_at")),
+        last_seen_at=stats["last"],
     )
 
 
-def _link_related(story: Story, article: Article, *, limit: int = 5) -> None:
-    """The story's other cards list the newcomer first among their related updates."""
+def _link_related(story: Story, article: Article, *, limit: int = 5, newest: int = 50) -> None:
+    """The story's other cards (its `newest` latest, so a long story costs no more)
+    list the newcomer first among their related updates."""
     from enrichment.models import Insight
 
-    for insight in Insight.objects.filter(article__story=story).exclude(article=article):
+    latest = (
+        Article.objects.filter(story=story).exclude(pk=article.pk).order_by("-sort_at").values("pk")[:newest]
+    )
+    for insight in Insight.objects.filter(article__in=latest).only("pk", "related_ids"):
         ids = [article.pk, *[pk for pk in insight.related_ids if pk != article.pk]][:limit]
         if ids != insight.related_ids:
             Insight.objects.filter(pk=insight.pk).update(related_ids=ids)
@@ -355,7 +377,7 @@ def place_article(
         return article.story
     vector = Vector.of(article)
     with transaction.atomic():
-        _lock_keys(vector.keys)
+        _lock_keys(keys_to_lock(vector))
         current = Article.objects.filter(pk=article_id).values_list("story_id", flat=True).first()
         if current and not again:
             return Story.objects.get(pk=current)  # another worker placed it meanwhile

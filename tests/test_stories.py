@@ -20,10 +20,14 @@ from django.utils import timezone
 from aggregator.demo.server import load_publications
 from aggregator.models import Article, ArticleVector, KeyStat, Source, Story
 from enrichment.stories import (
+    HOT_KEY,
     MAX_KEYS,
     MAX_WORDS,
+    MIN_LOCKED,
+    Vector,
     assign_story,
     count_keys,
+    keys_to_lock,
     place_article,
     recluster,
     story_keys,
@@ -391,3 +395,16 @@ def test_two_workers_cluster_unrelated_articles_at_once_without_waiting_on_each_
     assert errors == []
     assert stories["a"] and stories["b"] and stories["a"].pk != stories["b"].pk
     assert set(Article.objects.values_list("story_id", flat=True)) == {stories["a"].pk, stories["b"].pk}
+
+
+def test_it_locks_an_articles_rare_keys_and_leaves_keys_every_article_has_unlocked():
+    vector = Vector(
+        keys={"d:2026-11-24": 1.0, "n:norland": 1.0, "n:helios": 1.0, "n:aurora-3": 1.0, "w:model": 1.0},
+        words={},
+        words_norm=0.0,
+        language="en",
+        counts={"d:2026-11-24": HOT_KEY, "n:norland": 5000, "n:helios": 3, "w:model": HOT_KEY - 1},
+    )
+    assert keys_to_lock(vector) == ["n:aurora-3", "n:helios", "w:model"]
+    vector.counts = dict.fromkeys(vector.keys, 10_000)
+    assert len(keys_to_lock(vector)) == MIN_LOCKED  # all hot: its rarest few still serialize
