@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
@@ -299,41 +299,100 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
         """
         key = guid_key(entry.guid)
         if known is not None and key in known:
-            existing = known[key]
+            existing, url_key = known[key], entry.canonical_url[:2000]
         else:
-            existing = self._find(source, key, entry.canonical_url)
+            existing, url_key = self._find(source, key, entry.canonical_url)
         if existing is None:
-            published = entry.published_at
-            if published and published > now:
-                published = now  # a clock or time zone error at the publisher
-            article = Article(
-                source=source,
-                guid=key,
-                url=entry.url[:2000],
-                canonical_url=entry.canonical_url[:2000],
-                title=entry.title[:1000],
-                summary_html=entry.summary_html,
-                content_html=entry.content_html,
-                author=entry.author[:300],
-                published_at=published,
-                image_url=entry.image_url[:2000],
-                excerpt=excerpt_of(html_to_text(entry.summary_html or entry.content_html)),
-                language=entry.language[:16] or source.language,
-                category_id=source.category_id,
-                collected_at=now,
-                sort_at=published or now,
-                state_changed_at=now,
-            )
+            article = self.new_from_entry(source, entry, url_key=url_key, now=now)
             try:
                 with transaction.atomic():
                     article.save(force_insert=True)
                 return article, True
             except IntegrityError:
-                existing = self._find(source, key, entry.canonical_url)
+                existing, _ = self._find(source, key, entry.canonical_url)
                 if existing is None:
                     raise
         if existing.source_id != source.pk:
             return existing, False  # a syndicated copy: the first publisher keeps it
+        changes = self.changes_from_entry(existing, entry, now=now)
+        if changes:
+            self.filter(pk=existing.pk).update(**changes)
+            for name, value in changes.items():
+                setattr(existing, name, value)
+        return existing, False
+
+    def upsert_many(
+        self, source: Source, entries: list[EntryData], *, now: datetime
+    ) -> tuple[list[int], int]:
+        """upsert_from_entry for a chunk of entries in a few queries: the entries already
+        stored are looked up at once (and cost nothing when unchanged), new ones are
+        inserted together. Returns the ids of the new articles and how many entries the
+        database refused."""
+        keys = [guid_key(e.guid) for e in entries]
+        known = self.known_entries(source, entries)
+        unknown = [e for key, e in zip(keys, entries, strict=True) if key not in known]
+        urls = [e.canonical_url[:2000] for e in unknown if e.canonical_url]
+        taken = (
+            set(self.filter(canonical_url__in=urls).values_list("canonical_url", flat=True))
+            if urls
+            else set()
+        )
+        fresh: list[Article] = []
+        one_by_one: list[EntryData] = []
+        seen: set[str] = set()
+        for key, entry in zip(keys, entries, strict=True):
+            url = entry.canonical_url[:2000]
+            if key in known:
+                if self.changes_from_entry(known[key], entry, now=now):
+                    one_by_one.append(entry)
+            elif key in seen or (url and (url in taken or url in seen)):
+                one_by_one.append(entry)  # shares a page, or repeats an entry of this chunk
+            else:
+                fresh.append(self.new_from_entry(source, entry, url_key=url, now=now))
+            seen.update({key, url} - {""})
+        new_ids: list[int] = []
+        try:
+            with transaction.atomic():
+                new_ids = [a.pk for a in self.bulk_create(fresh)]
+        except IntegrityError:  # another poll stored some of them meanwhile: one by one
+            one_by_one = [e for e in entries if guid_key(e.guid) not in known] + one_by_one
+        rejected = 0
+        for entry in one_by_one:
+            try:
+                with transaction.atomic():
+                    article, created = self.upsert_from_entry(source, entry, now=now, known=known)
+            except DatabaseError:  # one entry the database refuses must not cost the others
+                logger.exception("storing an entry of %s failed", source.feed_url)
+                rejected += 1
+                continue
+            if created:
+                new_ids.append(article.pk)
+        return new_ids, rejected
+
+    def new_from_entry(self, source: Source, entry: EntryData, *, url_key: str, now: datetime) -> Article:
+        published = entry.published_at
+        if published and published > now:
+            published = now  # a clock or time zone error at the publisher
+        return Article(
+            source=source,
+            guid=guid_key(entry.guid),
+            url=entry.url[:2000],
+            canonical_url=url_key,
+            title=entry.title[:1000],
+            summary_html=entry.summary_html,
+            content_html=entry.content_html,
+            author=entry.author[:300],
+            published_at=published,
+            image_url=entry.image_url[:2000],
+            excerpt=excerpt_of(html_to_text(entry.summary_html or entry.content_html)),
+            language=entry.language[:16] or source.language,
+            category_id=source.category_id,
+            collected_at=now,
+            sort_at=published or now,
+            state_changed_at=now,
+        )
+
+    def changes_from_entry(self, existing: Article, entry: EntryData, *, now: datetime) -> dict:
         changes = {}
         for name in self.UPDATABLE:
             value = getattr(entry, name)
@@ -343,17 +402,26 @@ class ArticleManager(models.Manager.from_queryset(ArticleQuerySet)):
                 value = value[: self.LIMITS[name]]
             if value and getattr(existing, name) != value:
                 changes[name] = value
-        if changes:
-            self.filter(pk=existing.pk).update(**changes)
-            for name, value in changes.items():
-                setattr(existing, name, value)
-        return existing, False
+        return changes
 
-    def _find(self, source: Source, guid: str, canonical_url: str) -> Article | None:
+    def _find(self, source: Source, guid: str, canonical_url: str) -> tuple[Article | None, str]:
+        """The stored article this entry is, if any, and the URL key a new one gets.
+
+        Another source's article at the same address is a syndicated copy. An article of
+        this same source at that address but with another entry id is a different entry
+        sharing one page (a live blog, a link blog): it gets a key of its own, so neither
+        overwrites the other."""
         match = self.filter(source=source, guid=guid).first()
-        if match is None and canonical_url:
-            match = self.filter(canonical_url=canonical_url).first()
-        return match
+        canonical_url = canonical_url[:2000]
+        if match is not None or not canonical_url:
+            return match, canonical_url
+        holder = self.filter(canonical_url=canonical_url).first()
+        if holder is None or holder.source_id != source.pk:
+            return holder, canonical_url
+        page, _, anchor = canonical_url[:1900].partition("#")
+        digest = hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        own = f"{page}#{anchor + '~' if anchor else ''}entry-{digest}"
+        return self.filter(canonical_url=own).first(), own
 
 
 class Article(models.Model):

@@ -297,6 +297,13 @@ EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15, minimum=1)
 POLL_MIN_INTERVAL = env_int("POLL_MIN_INTERVAL", 5, minimum=1)
 POLL_MAX_INTERVAL = env_int("POLL_MAX_INTERVAL", 24 * 60, minimum=1)
 POLL_DEFAULT_INTERVAL = env_int("POLL_DEFAULT_INTERVAL", 30, minimum=1)
+# A page with more links than this is a directory, not an article; an article's text is
+# kept up to this many characters (long reads run to ~60,000).
+EXTRACT_MAX_LINKS = env_int("EXTRACT_MAX_LINKS", 5000, minimum=1)
+EXTRACT_MAX_CHARS = env_int("EXTRACT_MAX_CHARS", 100_000, minimum=1000)
+# Seconds one poll may spend storing entries before it leaves the rest for the next
+# poll (a minute later): well inside the worker's task timeout.
+POLL_TIME_BUDGET = env_int("POLL_TIME_BUDGET", Q_CLUSTER["timeout"] * 7 // 10, minimum=0)
 # An article claimed by a worker that has not finished within this many minutes is
 # taken to belong to a dead worker and is picked up again.
 STUCK_AFTER_MINUTES = env_int("STUCK_AFTER_MINUTES", 10)

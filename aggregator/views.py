@@ -108,7 +108,9 @@ def search(request: HttpRequest) -> HttpResponse:
 def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
     try:
         monday = dt.date.fromisocalendar(year, week, 1)
-    except ValueError as exc:
+        # The neighbours too: the last weeks of year 9999 have no next week.
+        prev_monday, next_monday = monday - dt.timedelta(7), monday + dt.timedelta(7)
+    except (ValueError, OverflowError) as exc:
         raise Http404("No such week") from exc
     tz = timezone.get_current_timezone()
     start = dt.datetime.combine(monday, dt.time.min, tzinfo=tz)
@@ -123,8 +125,8 @@ def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
         heading=recap.title if recap else f"Week {week}, {year}",
         intro=f"{monday:%-d %B} – {sunday:%-d %B %Y}",
         recap=recap,
-        prev_week=(monday - dt.timedelta(7)).isocalendar()[:2],
-        next_week=(monday + dt.timedelta(7)).isocalendar()[:2],
+        prev_week=prev_monday.isocalendar()[:2],
+        next_week=next_monday.isocalendar()[:2],
     )
 
 

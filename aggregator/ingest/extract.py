@@ -20,6 +20,7 @@ from aggregator.ingest.urls import is_http_url
 
 logger = logging.getLogger(__name__)
 
+_LINK = re.compile(rb"<a[\s>]", re.I)
 _LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?)", re.I)
 
 
@@ -82,12 +83,31 @@ def time_limit(seconds: float):
         raise ExtractionError(f"extraction took longer than {seconds:g} seconds")
 
 
+def clip_text(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at the last paragraph (or word) that fits."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind("\n")
+    if end < limit // 2:
+        end = cut.rfind(" ")
+    return cut[: end if end > 0 else limit].rstrip() + " …"
+
+
 def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None = None) -> Extraction:
     """Extract the article in `html`; raise ExtractionError when there is none."""
     raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
     cap = settings.EXTRACT_MAX_BYTES
     if len(raw) > cap:
         raise ExtractionError(f"the page is {len(raw):,} bytes, over the {cap:,} byte extraction cap")
+    links = len(_LINK.findall(raw))
+    if links > settings.EXTRACT_MAX_LINKS:
+        # A directory or a sitemap, not an article: trafilatura would hand back every
+        # link's text as one enormous "article" after parsing it for half a minute.
+        raise ExtractionError(
+            f"the page has {links:,} links (more than {settings.EXTRACT_MAX_LINKS:,}): "
+            "a list of links, not an article"
+        )
     limit = settings.EXTRACT_TIME_LIMIT if time_limit_s is None else time_limit_s
     with time_limit(limit):
         tree = load_html(raw)
@@ -114,6 +134,6 @@ def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None
         date=doc.date or "",
         language=lang[:16],
         image=image if is_http_url(image) else "",
-        text=strip_invisible(doc.text).strip(),
+        text=clip_text(strip_invisible(doc.text).strip(), settings.EXTRACT_MAX_CHARS),
         sitename=strip_invisible(doc.sitename or "").strip(),
     )

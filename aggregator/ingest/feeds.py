@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from urllib.parse import urljoin
 
+import charset_normalizer
 import feedparser
 
 from aggregator.ingest.clean import one_line, sanitize_html, strip_invisible, text_line
@@ -22,15 +26,81 @@ class NotAFeed(Exception):
     pass
 
 
+_XML_ENCODING = re.compile(rb"^\s*<\?xml[^>]*\bencoding\s*=", re.I)
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def with_detected_charset(content: bytes, content_type: str) -> tuple[bytes, str]:
+    """A feed that declares no encoding anywhere (no HTTP charset, no BOM, no XML
+    declaration) and is not UTF-8: detect it, rather than let feedparser read, say,
+    windows-1251 as windows-1252. Returns the bytes as UTF-8 and a content type that
+    says so; anything declared, or valid UTF-8, is left exactly as it came."""
+    if "charset=" in content_type.lower() or content.startswith(_BOMS) or _XML_ENCODING.match(content[:512]):
+        return content, content_type
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return content, content_type
+    best = charset_normalizer.from_bytes(content[:65536]).best()
+    if best is None or best.encoding in ("utf_8", "ascii"):
+        return content, content_type
+    text = content.decode(best.encoding, errors="replace")
+    mime = content_type.split(";")[0].strip() or "application/xml"
+    return text.encode("utf-8"), f"{mime}; charset=utf-8"
+
+
 @dataclass
 class ParsedFeed:
+    """A parsed feed whose entries are cleaned as they are asked for: a poll of a huge
+    feed cleans (and stores) a chunk at a time, and skips entries it already holds."""
+
     title: str = ""
     link: str = ""
     language: str = ""
     ttl_minutes: int | None = None
-    entries: list[EntryData] = field(default_factory=list)
+    raw: list = field(default_factory=list, repr=False)
+    base: str = ""
+    url: str = ""
     skipped: int = 0
-    warning: str = ""
+    malformed: str = ""
+
+    def convert(self, raws: list) -> list[EntryData]:
+        entries = []
+        for raw in raws:
+            try:
+                entry = _entry(raw, base=self.base, feed_language=self.language)
+            except Exception:  # one odd entry must not cost us the others
+                logger.exception("skipping an entry of %s", self.url)
+                entry = None
+            if entry is None:
+                self.skipped += 1
+            else:
+                entries.append(entry)
+        return entries
+
+    @cached_property
+    def entries(self) -> list[EntryData]:
+        return self.convert(self.raw)
+
+    def guid_of(self, raw) -> str:
+        """The entry id _entry() would give, cheaply (empty when it would be a hash)."""
+        return strip_invisible(str(raw.get("id") or "")).strip() or _link(raw, self.base)
+
+    def published(self) -> list[datetime | None]:
+        return [
+            _as_datetime(r.get("published_parsed")) or _as_datetime(r.get("updated_parsed")) for r in self.raw
+        ]
+
+    @property
+    def warning(self) -> str:
+        parts = []
+        if self.malformed:
+            parts.append(f"the feed is not well-formed ({self.malformed}); kept what could be read")
+        if self.skipped:
+            parts.append(f"{self.skipped} entries had no title, link or content and were skipped")
+        return "; ".join(parts)
 
 
 def _as_datetime(struct) -> datetime | None:
@@ -72,15 +142,18 @@ def _title(node) -> str:
     return text_line(str(node.get("title", "")), detail.get("type") or "text/html")
 
 
-def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
-    link = ""
+def _link(entry, base: str) -> str:
     for candidate in [entry.get("link", "")] + [
         lk.get("href", "") for lk in entry.get("links") or [] if lk.get("rel") in (None, "alternate")
     ]:
         full = urljoin(base, candidate) if candidate else ""
         if is_http_url(full):
-            link = full
-            break
+            return full
+    return ""
+
+
+def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
+    link = _link(entry, base)
     content_html = sanitize_html(_first_content(entry))
     summary_html = sanitize_html(entry.get("summary", ""))
     if summary_html == content_html:
@@ -109,7 +182,9 @@ def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
 
 
 def parse_feed(content: bytes, *, url: str, content_type: str = "") -> ParsedFeed:
-    """Parse feed bytes (never a string: feedparser would take it for a path or URL)."""
+    """Parse feed bytes (never a string: feedparser would take it for a path or URL).
+    `content_type` is the whole header, charset included."""
+    content, content_type = with_detected_charset(content, content_type)
     parsed = feedparser.parse(
         content,
         response_headers={"content-type": content_type or "application/xml", "content-location": url},
@@ -121,7 +196,7 @@ def parse_feed(content: bytes, *, url: str, content_type: str = "") -> ParsedFee
         reason = ""
         if parsed.get("bozo"):
             reason = f" ({parsed.get('bozo_exception')})"
-        looks_html = b"<html" in content[:2048].lower() or content_type == "text/html"
+        looks_html = b"<html" in content[:2048].lower() or content_type.startswith("text/html")
         what = "an HTML page, not a feed" if looks_html else "not an RSS, Atom or RDF feed"
         raise NotAFeed(f"the URL returned {what}{reason}")
     language = str(feed.get("language", "") or "").split(",")[0].strip()
@@ -135,23 +210,7 @@ def parse_feed(content: bytes, *, url: str, content_type: str = "") -> ParsedFee
         result.ttl_minutes = ttl if 0 < ttl <= 7 * 24 * 60 else None
     except ValueError:
         pass
-    base = url
-    for raw in parsed.entries:
-        try:
-            entry = _entry(raw, base=base, feed_language=language)
-        except Exception:  # one odd entry must not cost us the others
-            logger.exception("skipping an entry of %s", url)
-            entry = None
-        if entry is None:
-            result.skipped += 1
-        else:
-            result.entries.append(entry)
+    result.raw, result.base, result.url = list(parsed.entries), url, url
     if parsed.get("bozo"):
-        result.warning = (
-            f"the feed is not well-formed ({parsed.get('bozo_exception')}); kept what could be read"
-        )
-    if result.skipped:
-        result.warning = (result.warning + "; " if result.warning else "") + (
-            f"{result.skipped} entries had no title, link or content and were skipped"
-        )
+        result.malformed = str(parsed.get("bozo_exception"))
     return result

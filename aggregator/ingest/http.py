@@ -203,6 +203,8 @@ class GuardedBackend(httpcore.SyncBackend):
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise httpcore.ConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+        except UnicodeError as exc:  # a host name IDNA cannot encode (an empty label: a..b)
+            raise httpcore.ConnectError(f"cannot resolve {host}: not a valid host name") from exc
         addresses = []
         for _family, _type, _proto, _name, sockaddr in infos:
             ip = sockaddr[0]
@@ -337,7 +339,11 @@ def _decoded(response: httpx.Response) -> Iterator[bytes]:
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        httpx.URL(url)  # what httpx itself refuses (0177.0.0.1, bad IDNA, bad ports)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise FetchError(f"the address {url[:300]!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise FetchError(f"only http and https URLs can be fetched, not {parts.scheme or 'none'!r}")
     if not parts.hostname:
@@ -442,6 +448,8 @@ def _fetch(
         raise FetchError(f"timed out after {time.monotonic() - started:.0f} seconds") from exc
     except httpx.UnsupportedProtocol as exc:
         raise FetchError(f"redirected to an unsupported URL: {exc}") from exc
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise FetchError(f"not a valid URL: {exc}") from exc
     except httpx.DecodingError as exc:
         raise FetchError(f"the response could not be decompressed: {exc}") from exc
     except httpx.HTTPError as exc:

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from aggregator.ingest.clean import html_to_text, one_line
-from aggregator.ingest.extract import Extraction, ExtractionError, extract_html
+from aggregator.ingest.extract import Extraction, ExtractionError, clip_text, extract_html
 from aggregator.ingest.http import FetchError, FetchResult, fetch
 from aggregator.models import Article, excerpt_of, text_fingerprint
 
@@ -63,7 +63,9 @@ def extract_article(
         return "skipped: not waiting for extraction"
     Article.objects.filter(pk=article.pk).update(extract_attempts=article.extract_attempts + 1)
 
-    feed_text = html_to_text(article.content_html or article.summary_html)
+    feed_text = clip_text(
+        html_to_text(article.content_html or article.summary_html), settings.EXTRACT_MAX_CHARS
+    )
     fields: dict = {
         "state": State.EXTRACTED,
         "extracted_at": timezone.now(),

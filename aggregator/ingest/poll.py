@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from http import HTTPStatus
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from aggregator.ingest import schedule
-from aggregator.ingest.feeds import NotAFeed, parse_feed
+from aggregator.ingest.feeds import NotAFeed, ParsedFeed, parse_feed
 from aggregator.ingest.http import FetchError, FetchResult, fetch
-from aggregator.models import Article, PollLog, Source
+from aggregator.models import Article, PollLog, Source, guid_key
 
 logger = logging.getLogger(__name__)
+
+POLL_CHUNK = 500
 
 
 @dataclass
@@ -75,6 +78,35 @@ def record_failure(
     return PollResult(source.pk, "failed", error=error)
 
 
+def store_entries(
+    source: Source, parsed: ParsedFeed, *, now: datetime, started: float
+) -> tuple[list[int], int, int]:
+    """Clean and upsert the entries a chunk at a time, stopping once the poll's time
+    budget is spent: a 50,000-entry archive feed must not outlive the worker's time
+    limit. The newest chunk is always read in full (edits show there); in older chunks,
+    entries already stored are not cleaned again, so each poll goes on where the last
+    one stopped and gets at least one chunk further. Returns (new ids, refused, done)."""
+    new_ids: list[int] = []
+    rejected = done = 0
+    progressed = False
+    for first in range(0, len(parsed.raw), POLL_CHUNK):
+        todo = raws = parsed.raw[first : first + POLL_CHUNK]
+        if first:
+            keys = [guid_key(parsed.guid_of(raw)) for raw in raws]
+            known = set(source.articles.filter(guid__in=keys).values_list("guid", flat=True))
+            todo = [raw for raw, key in zip(raws, keys, strict=True) if not key or key not in known]
+        if todo:
+            if progressed and time.monotonic() - started > settings.POLL_TIME_BUDGET:
+                break
+            with transaction.atomic():
+                ids, refused = Article.objects.upsert_many(source, parsed.convert(todo), now=now)
+            new_ids += ids
+            rejected += refused
+            progressed = progressed or bool(ids)
+        done += len(raws)
+    return new_ids, rejected, done
+
+
 def _conditional_headers(source: Source) -> dict[str, str]:
     headers = {
         "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
@@ -106,13 +138,14 @@ def ingest_feed(
     """The database half of a poll, given what fetch_feed() got.
 
     A 304, or a body identical to the last one, costs no parse and no write: the claim
-    already moved next_poll_at on by the learnt interval. The entries of one feed are
-    stored in one transaction (one savepoint each, so an entry the database refuses
-    costs only itself).
+    already moved next_poll_at on by the learnt interval. The entries are stored a
+    chunk at a time, one transaction per chunk (see store_entries).
     """
     now = now or timezone.now()
     if isinstance(response, FetchError):
         return record_failure(source, str(response), now=now)
+    started = time.monotonic() - response.elapsed  # the fetch counts against the budget
+    unfinished = False
 
     if response.not_modified and source.consecutive_failures == 0:
         return PollResult(source.pk, "not-modified")
@@ -126,13 +159,16 @@ def ingest_feed(
         return PollResult(source.pk, "unchanged")
 
     new_ids: list[int] = []
-    entries = []
+    entry_count = 0
+    published: list[datetime | None] = []
     ttl = None
     warning = ""
     feed_title = feed_link = feed_language = ""
     if not response.not_modified:
         try:
-            parsed = parse_feed(response.content, url=response.url, content_type=response.content_type)
+            parsed = parse_feed(
+                response.content, url=response.url, content_type=response.headers.get("content-type", "")
+            )
         except NotAFeed as exc:
             return record_failure(source, str(exc), now=now, status=response.status)
         except Exception as exc:  # feedparser on hostile bytes: record it, never crash the worker
@@ -140,27 +176,19 @@ def ingest_feed(
             return record_failure(
                 source, f"the feed could not be parsed: {exc!r}", now=now, status=response.status
             )
-        entries, ttl, warning = parsed.entries, parsed.ttl_minutes, parsed.warning
+        ttl, entry_count, published = parsed.ttl_minutes, len(parsed.raw), parsed.published()
         feed_title, feed_link, feed_language = parsed.title, parsed.link, parsed.language
-        rejected = 0
-        with transaction.atomic():
-            known = Article.objects.known_entries(source, entries)
-            for entry in entries:
-                try:
-                    with transaction.atomic():
-                        article, created = Article.objects.upsert_from_entry(
-                            source, entry, now=now, known=known
-                        )
-                except DatabaseError:  # one entry the database refuses must not cost the others
-                    logger.exception("storing an entry of %s failed", source.feed_url)
-                    rejected += 1
-                    continue
-                if created:
-                    new_ids.append(article.pk)
+        new_ids, rejected, done = store_entries(source, parsed, now=now, started=started)
+        warning = parsed.warning
         if rejected:
             warning = (warning + "; " if warning else "") + f"{rejected} entries could not be stored"
+        if done < entry_count:
+            unfinished = True
+            warning = (warning + "; " if warning else "") + (
+                f"read {done:,} of {entry_count:,} entries within the time limit; the rest next poll"
+            )
 
-    published = [e.published_at for e in entries] or list(
+    published = published or list(
         source.articles.order_by("-sort_at").values_list("published_at", flat=True)[:50]
     )
     learnt = schedule.learnt_interval(published, now=now)
@@ -179,7 +207,9 @@ def ingest_feed(
         "poll_interval": learnt,
         "next_poll_at": now + schedule.with_jitter(interval),
     }
-    if not response.not_modified:
+    if unfinished:  # back in a minute for the rest (the body hash is not kept, so it is read again)
+        updates["next_poll_at"] = timezone.now() + timezone.timedelta(minutes=1)
+    elif not response.not_modified:
         updates.update(
             etag=response.headers.get("etag", "")[:500],
             last_modified=response.headers.get("last-modified", "")[:100],
@@ -204,4 +234,4 @@ def ingest_feed(
         new_articles=len(new_ids),
         error=warning[:2000],
     )
-    return PollResult(source.pk, status, new_article_ids=new_ids, entries=len(entries))
+    return PollResult(source.pk, status, new_article_ids=new_ids, entries=entry_count)

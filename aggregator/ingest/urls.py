@@ -7,7 +7,11 @@ TRACKING_PARAMS = {"fbclid", "gclid", "dclid", "mc_cid", "mc_eid", "igshid", "re
 
 def canonicalize_url(url: str) -> str:
     """The form of an article URL we deduplicate on: lower-case scheme and host, no
-    default port, no fragment, no tracking parameters. Empty for non-http(s) URLs."""
+    default port, no tracking parameters. Empty for non-http(s) URLs.
+
+    The fragment is kept: link blogs and live blogs give each entry its own anchor on
+    one page (`…/2002/09/29#When:6:56:02PM`), and those are different entries. Only a
+    fragment that carries tracking parameters (`#utm_source=…`) is dropped."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -25,7 +29,10 @@ def canonicalize_url(url: str) -> str:
         if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
     ]
     path = parts.path or "/"
-    return urlunsplit((scheme, host, path, urlencode(query), ""))
+    fragment = parts.fragment
+    if "utm_" in fragment.lower() or fragment.lower().startswith("ref="):
+        fragment = ""
+    return urlunsplit((scheme, host, path, urlencode(query), fragment))
 
 
 def is_http_url(url: str) -> bool:

@@ -36,7 +36,9 @@ class Command(BaseCommand):
                 response = fetch(url)
                 if response.status >= 400:
                     raise CommandError(f"The feed answered HTTP {response.status}. Check the URL.")
-                parsed = parse_feed(response.content, url=response.url, content_type=response.content_type)
+                parsed = parse_feed(
+                    response.content, url=response.url, content_type=response.headers.get("content-type", "")
+                )
             except (FetchError, NotAFeed) as exc:
                 raise CommandError(f"{exc}. Check the URL, or pass --no-check to add it anyway.") from exc
             title, link, lang = parsed.title, parsed.link, parsed.language
