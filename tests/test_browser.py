@@ -263,3 +263,46 @@ def test_the_demo_front_pages_show_each_story_once_and_its_disagreement(site, br
     expect(versions.filter(has_text="Northwind Tech Review").filter(has_text="Mar 2026")).to_be_visible()
     assert no_horizontal_scroll(page)
     assert serious_violations(page) == []
+
+
+def header_rows(page) -> int:
+    """How many lines the site header's parts (name, sections, search) take."""
+    return page.evaluate(
+        """() => new Set([...document.querySelector('.site-header').children]
+            .filter(el => el.offsetParent !== null && !el.classList.contains('skip'))
+            .map(el => Math.round(el.getBoundingClientRect().top / 8))).size"""
+    )
+
+
+def test_the_header_fits_on_one_line_at_1280_px(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    shots = os.environ.get("SHOTS_DIR")
+    for path in ["/", "/search/?q=council"]:
+        page.goto(site + path)
+        if shots:
+            page.screenshot(path=f"{shots}/header-1280{path.replace('/', '_')}.png")
+        assert header_rows(page) == 1, path
+        assert no_horizontal_scroll(page)
+    if shots:
+        page.goto(site + "/")
+        page.set_viewport_size({"width": 360, "height": 740})
+        page.screenshot(path=f"{shots}/front-360.png")
+
+
+def test_an_article_prints_as_its_card_and_the_publishers_address(site, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(site + "/")
+    page.locator("article.card h2 a").first.click()
+    page.wait_for_load_state()
+    page.emulate_media(media="print")
+    for hidden in [".site-nav", ".search", ".site-footer", ".skip"]:
+        assert page.locator(hidden).first.evaluate("el => getComputedStyle(el).display") == "none", hidden
+    expect(page.get_by_role("heading", name="30-Second TL;DR")).to_be_visible()
+    link = page.locator(".attribution a").first
+    href = link.get_attribute("href")
+    printed = link.evaluate("el => getComputedStyle(el, '::after').content")
+    assert href.startswith("http") and href in printed
+    shots = os.environ.get("SHOTS_DIR")
+    if shots:
+        page.screenshot(path=f"{shots}/article-print.png", full_page=True)
+        page.pdf(path=f"{shots}/article.pdf")

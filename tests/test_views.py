@@ -74,8 +74,23 @@ def test_the_article_page_shows_the_text_and_credits_the_publisher(
         response = client.get(articles[0].get_absolute_url())
     html = response.content.decode()
     assert "<h1>Headline 0</h1>" in html and "<p>Second paragraph.</p>" in html
-    assert "All content rights belong to original publishers." in html
+    assert html.count("All content rights belong to original publishers.") == 1
     assert 'Original source: <a href="https://pub.example/0"' in html
+
+
+def test_the_rights_line_is_said_once_on_every_page(client, articles):
+    for url in [articles[0].get_absolute_url(), "/", "/search/?q=Headline"]:
+        html = client.get(url).content.decode()
+        assert html.count("All content rights belong to original publishers.") == 1, url
+
+
+def test_search_says_how_many_articles_it_found(client, articles):
+    html = client.get("/search/?q=Headline").content.decode()
+    assert "45 results for “Headline”" in html and "showing 1–20" in html
+    html = client.get("/search/?q=Headline+44").content.decode()
+    assert "1 result for “Headline 44”" in html
+    html = client.get("/search/?q=nothing-like-it").content.decode()
+    assert "0 results for" in html and "Nothing matches" in html
 
 
 def test_category_and_source_pages_list_their_cards(client, articles, django_assert_max_num_queries):
