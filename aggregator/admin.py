@@ -8,7 +8,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from aggregator.ingest.discover import NoFeedFound, discover_feed
 from aggregator.ingest.opml import OpmlError, export_opml, import_opml
@@ -283,6 +283,21 @@ class SourceAdmin(admin.ModelAdmin):
         )
 
 
+class InstructionsFilter(admin.SimpleListFilter):
+    title = "instructions to AI models"
+    parameter_name = "injection"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Found (prompt injection)"), ("no", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(model_instructions=[])
+        if self.value() == "no":
+            return queryset.filter(model_instructions=[])
+        return queryset
+
+
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
     list_display = [
@@ -295,7 +310,7 @@ class ArticleAdmin(admin.ModelAdmin):
         "is_featured",
         "is_hidden",
     ]
-    list_filter = ["state", "is_featured", "is_hidden", "source", "category", "language"]
+    list_filter = ["state", "is_featured", "is_hidden", "source", "category", "language", InstructionsFilter]
     list_editable = ["is_featured", "is_hidden"]
     search_fields = ["title", "url", "author"]
     date_hierarchy = "sort_at"
@@ -312,8 +327,23 @@ class ArticleAdmin(admin.ModelAdmin):
         "extract_attempts",
         "extracted_at",
         "extraction_error",
+        "instructions_to_models",
     ]
     actions = ["feature", "unfeature", "hide", "unhide", "reenrich_selected"]
+
+    @admin.display(description="Instructions to AI models (prompt injection)")
+    def instructions_to_models(self, obj: Article) -> str:
+        flags = obj.model_instructions or []
+        if not flags:
+            return "None found."
+        return format_html(
+            "<p>{} sentence(s) of this article address an AI model. They are never summarized, cited "
+            "or shown, and a Claude card that repeats them is refused.</p><ul>{}</ul>",
+            len(flags),
+            format_html_join(
+                "", "<li>“{}” <em>({})</em></li>", ((f["sentence"], f["reason"]) for f in flags)
+            ),
+        )
 
     @admin.action(description="Re-enrich (rewrite the card)")
     def reenrich_selected(self, request, queryset):

@@ -465,6 +465,12 @@ class Article(models.Model):
     extract_attempts = models.PositiveSmallIntegerField(default=0)
     extracted_at = models.DateTimeField(null=True, blank=True)
     extraction_error = models.TextField(blank=True)
+    model_instructions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Sentences of the text addressed to an AI model (prompt injection), found at "
+        'extraction: [{"sentence", "reason"}]. They are never summarized, cited or shown.',
+    )
 
     is_featured = models.BooleanField(default=False)
     is_hidden = models.BooleanField(default=False)

@@ -17,6 +17,7 @@ from enrichment.backends.claude import (
     card_from_response,
     make_client,
     output_config,
+    refuse_echoes,
     request_params,
 )
 from enrichment.models import Insight
@@ -112,8 +113,10 @@ def apply_result(batch_id: str, article_id: int, result) -> int:
     message = result.message
     usage = Usage.of(message.usage)
     text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
+    source = source_text(article)
     try:
         draft = card_from_response(stop_reason=message.stop_reason, text=text, usage=usage)
+        refuse_echoes(draft, source, usage)
     except ClaudeError as exc:
         record_call(article, usage, outcome=exc.outcome, error=str(exc), batch_id=batch_id)
         Insight.objects.filter(pk=insight.pk).update(
@@ -129,7 +132,7 @@ def apply_result(batch_id: str, article_id: int, result) -> int:
     Article.objects.filter(pk=article.pk, state=State.ENRICHED).update(state=State.ENRICHING)
     stored = store(
         article,
-        source_text(article),
+        source,
         draft,
         claude_status=Claude.DONE,
         batch_id="",

@@ -20,6 +20,7 @@ from aggregator.models import Article, AudienceTag, Category
 from enrichment.backends import CardDraft, EnrichmentError, SourceText, get_enricher
 from enrichment.backends.base import Implication, Takeaway, TimelineEntry
 from enrichment.grounding import Counts, ground_card
+from enrichment.injection import find_instructions, without_instructions
 from enrichment.models import ApiCall, Insight
 from enrichment.related import related_ids
 
@@ -29,18 +30,22 @@ Claude = Insight.Claude
 
 
 def source_text(article: Article) -> SourceText:
+    """What an enricher may read: the article and its story's earlier reports, every
+    sentence addressed to a model left out (so it is never summarized or cited)."""
     story = []
     if article.story_id:
         story = [
-            (a.pk, a.published_at, a.title, a.body_text)
+            (a.pk, a.published_at, a.title, without_instructions(a.body_text))
             for a in Article.objects.filter(story_id=article.story_id, sort_at__lte=article.sort_at)
             .exclude(pk=article.pk)
             .order_by("sort_at")[:20]
         ]
+    body = article.body_text
+    flags = find_instructions(body)
     return SourceText(
         article_id=article.pk,
         title=article.title,
-        text=article.body_text,
+        text=without_instructions(body, flags),
         language=article.language or article.source.language,
         source_name=article.source.name,
         published_at=article.published_at,
@@ -48,6 +53,7 @@ def source_text(article: Article) -> SourceText:
         story=story,
         categories=dict(Category.objects.values_list("slug", "keywords")),
         audiences=dict(AudienceTag.objects.values_list("slug", "keywords")),
+        instructions=[f.sentence for f in flags] + [f["sentence"] for f in article.model_instructions or []],
     )
 
 

@@ -308,7 +308,7 @@ def test_injection_in_the_article_changes_neither_task_nor_format(fake, client):
         fa.valid_card(
             # Advice is not a fact checked against the article (a hook like this one
             # would be dropped by grounding: its "1" is in no passage), so it reaches pages.
-            what_next='<img src="https://evil.example/x.png" onerror="alert(1)">![x](https://evil.example/t.png)'
+            what_next='<img src="/x.png" onerror="alert(1)">![x](/t.png)'
         )
     )
     article = make_article(hostile)
@@ -318,10 +318,10 @@ def test_injection_in_the_article_changes_neither_task_nor_format(fake, client):
     assert "\u200b" not in data and "\U000e0041" not in data
     assert "developer mode" not in request["system"][0]["text"]
     html = client.get(article.get_absolute_url()).content.decode()
-    assert '<img src="https://evil' not in html and "&lt;img" in html
+    assert '<img src="/x.png"' not in html and "&lt;img" in html
     feed = client.get("/feeds/rss/").content.decode()
-    assert "evil.example" in feed  # the hook is there, as text:
-    assert '<img src="https://evil' not in unescape(feed)  # even after a reader unescapes the XML once
+    assert "onerror" in feed  # the hook is there, as text:
+    assert '<img src="/x.png"' not in unescape(feed)  # even after a reader unescapes the XML once
 
 
 def test_editors_see_cost_and_grounding_and_can_re_enrich(

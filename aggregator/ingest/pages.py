@@ -13,6 +13,7 @@ from aggregator.ingest.clean import html_to_text, one_line
 from aggregator.ingest.extract import Extraction, ExtractionError, clip_text, extract_html
 from aggregator.ingest.http import FetchError, FetchResult, fetch
 from aggregator.models import Article, excerpt_of, text_fingerprint
+from enrichment.injection import find_instructions, without_instructions
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,18 @@ def extract_article(
             fields["published_at"] = page.published_at
         outcome = f"extracted {len(page.text):,} characters"
     fields["text_hash"] = text_fingerprint(fields["text"])
+    fields.update(instruction_fields(fields["text"], fields.get("excerpt", article.excerpt)))
     updated = Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(**fields)
     return outcome if updated else "skipped: another worker finished it first"
+
+
+def instruction_fields(text: str, excerpt: str) -> dict:
+    """Sentences addressed to a model, flagged on the article; the excerpt without them."""
+    flags = find_instructions(text) + find_instructions(excerpt)
+    fields: dict = {"model_instructions": [f.as_dict() for f in dict.fromkeys(flags)]}
+    if find_instructions(excerpt):
+        fields["excerpt"] = excerpt_of(without_instructions(excerpt))
+    return fields
 
 
 def recover_stuck(*, now: datetime | None = None) -> list[int]:
@@ -109,11 +120,13 @@ def recover_stuck(*, now: datetime | None = None) -> list[int]:
     cutoff = now - timedelta(minutes=settings.STUCK_AFTER_MINUTES)
     stuck = Article.objects.filter(state=State.EXTRACTING, state_changed_at__lt=cutoff)
     for article in stuck.filter(extract_attempts__gte=MAX_ATTEMPTS):
+        feed_text = html_to_text(article.content_html or article.summary_html)
         Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(
+            **instruction_fields(feed_text, article.excerpt),
             state=State.EXTRACTED,
             state_changed_at=now,
             extracted_at=now,
-            text=html_to_text(article.content_html or article.summary_html),
+            text=feed_text,
             extraction_error=f"gave up reading the page after {MAX_ATTEMPTS} attempts; "
             "showing the feed's own text",
         )

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from aggregator import freshness
+from enrichment import injection
 
 register = template.Library()
 
@@ -27,6 +28,12 @@ def freshness_badge(article):
 @register.filter
 def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in (text or "").split("\n") if p.strip()]
+
+
+@register.filter
+def without_instructions(text: str) -> str:
+    """The publisher's text without sentences addressed to an AI model (never shown)."""
+    return injection.without_instructions(text or "")
 
 
 @register.filter

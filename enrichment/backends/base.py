@@ -24,6 +24,9 @@ class SourceText:
     story: list[tuple[int, datetime | None, str, str]] = field(default_factory=list)
     categories: dict[str, str] = field(default_factory=dict)  # slug -> comma-separated keywords
     audiences: dict[str, str] = field(default_factory=dict)  # slug -> comma-separated keywords
+    # Sentences addressed to a model, already removed from `text` (enrichment.injection):
+    # a card that echoes them is refused.
+    instructions: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from enrichment.backends.base import (
     TimelineEntry,
 )
 from enrichment.backends.claude_schema import ClaudeCard
+from enrichment.injection import Flag, echo_in
 from enrichment.prices import cost_usd
 
 logger = logging.getLogger(__name__)
@@ -360,6 +361,27 @@ def card_from_response(*, stop_reason: str | None, text: str, usage: Usage) -> C
     return draft_from_card(card)
 
 
+def card_fields(draft: CardDraft) -> list[str]:
+    """Every string of a card a reader could see."""
+    fields = [draft.title, draft.hook, draft.what_changed, draft.why_it_matters, draft.what_next]
+    fields += list(draft.audiences.values()) + list(draft.audiences)
+    fields += [x for t in draft.takeaways for x in (t.text, t.passage)]
+    fields += [x for i in draft.implications for x in (i.prediction, i.reasoning, i.passage)]
+    fields += [x for t in draft.timeline for x in (t.text, t.passage)]
+    return fields
+
+
+def refuse_echoes(draft: CardDraft, source: SourceText, usage: Usage | None = None) -> CardDraft:
+    """A card that repeats an instruction found in the article, is itself addressed to a
+    model, or gives a link the article does not, is refused whole: the model obeyed."""
+    known = "\n".join([source.title, source.text] + [text for *_rest, text in source.story])
+    flags = [Flag(sentence, "") for sentence in source.instructions]
+    reason = echo_in(card_fields(draft), flags=flags, article_text=known)
+    if reason:
+        raise ClaudeError(f"the card was refused: {reason}", outcome="injection", usage=usage)
+    return draft
+
+
 def draft_from_card(card: ClaudeCard) -> CardDraft:
     return CardDraft(
         backend="claude",
@@ -426,7 +448,8 @@ class ClaudeEnricher:
         )
         text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
         try:
-            return card_from_response(stop_reason=message.stop_reason, text=text, usage=self.last_usage)
+            draft = card_from_response(stop_reason=message.stop_reason, text=text, usage=self.last_usage)
+            return refuse_echoes(draft, source, self.last_usage)
         except ClaudeError as exc:
             self.attempts[-1].outcome, self.attempts[-1].error = exc.outcome, str(exc)
             raise
