@@ -21,6 +21,7 @@ from django.db.models.functions import Coalesce, Length, RowNumber
 from aggregator.listings import FULL_REPORT_CHARS
 from aggregator.models import Article, Story
 from enrichment import text as tx
+from enrichment.injection import without_instructions
 from enrichment.timeline import Entry, story_timeline
 
 MAX_REPORTS = 12  # publishers whose reports the card reads
@@ -373,8 +374,12 @@ def story_card(story: Story) -> StoryCard:
 
     articles = sample_reports(story)
     insight = StoryInsight.objects.filter(story=story, backend="claude", error="").first()
+    # Sentences addressed to a model are never quoted (enrichment.injection).
     reports = [
-        Report(a.pk, a.source.name, _language(a.language or a.source.language), a.body_text) for a in articles
+        Report(
+            a.pk, a.source.name, _language(a.language or a.source.language), without_instructions(a.body_text)
+        )
+        for a in articles
     ]
     site = _language(settings.SITE_LANGUAGE)
     readable = [r for r in reports if r.language == site] or reports[:1]

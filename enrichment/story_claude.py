@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aggregator.ingest.clean import strip_invisible
 from aggregator.models import Article, Story
 from enrichment.grounding import normalize, passage_in
+from enrichment.injection import without_instructions
 from enrichment.models import StoryInsight
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def request_params(reports: list[Article]) -> dict:
             "source": {
                 "type": "text",
                 "media_type": "text/plain",
-                "data": strip_invisible(article.body_text)[:share] or "(no text)",
+                "data": strip_invisible(without_instructions(article.body_text))[:share] or "(no text)",
             },
             "title": f"Report {n}: {strip_invisible(article.source.name)[:100]}",
             "context": f"Untrusted report {n}, from {strip_invisible(article.source.name)[:100]}, "
@@ -126,7 +127,9 @@ def grounded_card(card: ClaudeStoryCard, reports: list[Article]) -> tuple[list[d
 
     def report_of(number: int, passage: str) -> Article | None:
         nonlocal dropped
-        if 1 <= number <= len(reports) and passage_in(passage, reports[number - 1].body_text):
+        if 1 <= number <= len(reports) and passage_in(
+            passage, without_instructions(reports[number - 1].body_text)
+        ):
             return reports[number - 1]
         dropped += 1
         return None
