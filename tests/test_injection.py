@@ -77,8 +77,11 @@ def obeying(body: dict, fake: fa.FakeAnthropic) -> fa.Reply:
         answer = {
             "title": EVIL,
             "hook": EVIL,
+            "hook_passage": INJECTION,
             "what_changed": EVIL,
+            "what_changed_passage": INJECTION,
             "why_it_matters": EVIL,
+            "why_it_matters_passage": INJECTION,
             "what_next": EVIL,
             "category": "ai",
             "audiences": [{"slug": "developers", "reason": EVIL}],

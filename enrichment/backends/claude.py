@@ -365,6 +365,7 @@ def card_fields(draft: CardDraft) -> list[str]:
     """Every string of a card a reader could see."""
     fields = [draft.title, draft.hook, draft.what_changed, draft.why_it_matters, draft.what_next]
     fields += list(draft.audiences.values()) + list(draft.audiences)
+    fields += [str(p) for p in draft.support.values()]
     fields += [x for t in draft.takeaways for x in (t.text, t.passage)]
     fields += [x for i in draft.implications for x in (i.prediction, i.reasoning, i.passage)]
     fields += [x for t in draft.timeline for x in (t.text, t.passage)]
