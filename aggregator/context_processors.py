@@ -11,6 +11,7 @@ def site(request):
     return {
         "SITE_NAME": settings.SITE_NAME,
         "SITE_URL": settings.SITE_URL,
+        "SITE_TIME_ZONE": settings.TIME_ZONE,
         "NAV_CATEGORIES": SimpleLazyObject(lambda: list(Category.objects.all())),
         "THIS_WEEK_URL": reverse("week", args=[year, week]),
     }

@@ -13,6 +13,7 @@ from django.utils.html import escape
 
 from aggregator.ingest.clean import strip_invisible
 from aggregator.models import Article, AudienceTag, Category, Source
+from enrichment import labels
 from enrichment.models import WeeklyRecap
 
 ITEMS = 50
@@ -43,8 +44,8 @@ def _clean(text: str) -> str:
 
 
 def item_title(article: Article) -> str:
-    insight = getattr(article, "insight", None)
-    return _clean(insight.title if insight and insight.title else article.title)
+    """The publisher's headline: a feed reader shows no label next to a title."""
+    return _clean(article.title)
 
 
 def item_story_url(article: Article) -> str:
@@ -56,9 +57,13 @@ def item_story_url(article: Article) -> str:
 
 
 def item_html(article: Article) -> str:
-    """The card as HTML for a feed reader; every piece escaped."""
+    """The card as HTML for a feed reader, its machine text labelled; every piece escaped."""
     insight = getattr(article, "insight", None)
     parts = []
+    if insight and (insight.hook or insight.has_tldr or insight.title):
+        parts.append(f"<p><em>{escape(labels.author_label(insight))}, not the publisher's text:</em></p>")
+    if insight and insight.title and insight.title != article.title:
+        parts.append(f"<p>Headline in English: {escape(_clean(insight.title))}</p>")
     if insight and insight.hook:
         parts.append(f"<p><strong>{escape(_clean(insight.hook))}</strong></p>")
     if insight and insight.has_tldr:
@@ -213,7 +218,7 @@ def json_feed(request: HttpRequest, kind: str = "all", slug: str = "") -> JsonRe
             "external_url": article.url or None,
             "title": item_title(article),
             "content_html": item_html(article),
-            "summary": _clean(insight.hook) if insight and insight.hook else _clean(article.excerpt),
+            "summary": _clean(labels.description(article, insight, limit=300)),
             "date_published": (article.published_at or article.collected_at).isoformat(),
             "authors": [{"name": _clean(article.source.name), "url": article.source.site_url or None}],
             "tags": feed.item_categories(article),

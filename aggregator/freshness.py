@@ -1,28 +1,71 @@
-"""The freshness badge: how old a story is, and how fast we had it."""
+"""The freshness badge and relative times: how old a story is, and how fast we had it.
+
+One rule on the server and in static/site.js: a relative time is rounded DOWN in the
+largest unit that fits ("3 days ago" from 3 days 23 hours on); "Today" is the reader's
+calendar day in the site's time zone (TIME_ZONE); "This week" the ISO week that
+/week/YEAR/WEEK/ lists.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime, timedelta
 
-AGE_CLASSES = [
-    (timedelta(hours=6), "fresh", "Fresh"),
-    (timedelta(hours=24), "today", "Today"),
-    (timedelta(days=7), "week", "This week"),
+FRESH = timedelta(hours=6)
+UNITS = [
+    ("year", 365 * 86400),
+    ("month", 30 * 86400),
+    ("week", 7 * 86400),
+    ("day", 86400),
+    ("hour", 3600),
+    ("minute", 60),
 ]
 
 
-def age_class(published: datetime | None, now: datetime) -> tuple[str, str]:
+def _local(value: datetime, tz: dt.tzinfo | None) -> datetime:
+    if tz is None:
+        from django.utils import timezone
+
+        tz = timezone.get_current_timezone()
+    return value.astimezone(tz)
+
+
+def age_class(published: datetime | None, now: datetime, tz: dt.tzinfo | None = None) -> tuple[str, str]:
     if published is None:
         return "unknown", "Undated"
-    age = now - published
-    for limit, key, label in AGE_CLASSES:
-        if age < limit:
-            return key, label
+    if now - published < FRESH:
+        return "fresh", "Fresh"
+    day, today = _local(published, tz).date(), _local(now, tz).date()
+    if day == today:
+        return "today", "Today"
+    if day.isocalendar()[:2] == today.isocalendar()[:2]:
+        return "week", "This week"
     return "older", "Older"
 
 
+def relative(when: datetime | None, now: datetime) -> str:
+    """'3 days ago', rounded down, in the largest unit that fits (as site.js does)."""
+    if when is None:
+        return ""
+    seconds = int((now - when).total_seconds())
+    if abs(seconds) < 60:
+        return "just now"
+    for unit, size in UNITS:
+        if abs(seconds) >= size:
+            n = abs(seconds) // size
+            words = f"{n} {unit}{'s' if n != 1 else ''}"
+            return f"{words} ago" if seconds > 0 else f"in {words}"
+    return "just now"
+
+
+def week_of(when: datetime, tz: dt.tzinfo | None = None) -> tuple[int, int]:
+    """(ISO year, ISO week) of a moment, in the site's time zone."""
+    year, week, _ = _local(when, tz).date().isocalendar()
+    return year, week
+
+
 def short_duration(delta: timedelta) -> str:
-    """26m, 3h, 2d: the way a news card says it."""
+    """26m, 3h, 2d: the way a news card says it (rounded down, like every other age)."""
     minutes = max(int(delta.total_seconds() // 60), 0)
     if minutes < 60:
         return f"{minutes}m"

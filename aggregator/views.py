@@ -11,10 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from aggregator import seo
+from aggregator import freshness, seo
 from aggregator.listings import leads, story_page
 from aggregator.models import Article, AudienceTag, Category, Source, Story, StoryRedirect
 from aggregator.search import search_articles
+from enrichment import labels
 from enrichment.models import WeeklyRecap
 from enrichment.story_card import story_card
 
@@ -130,18 +131,22 @@ def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
     )
 
 
-def recap_link() -> tuple[str, str]:
-    """(url, label) for the card's "Weekly Recap" part: the latest published recap,
-    else this week's page."""
-    recap = (
-        WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED)
-        .order_by("-iso_year", "-iso_week")
-        .first()
-    )
+def recap_link(article: Article | None = None) -> tuple[str, str]:
+    """(url, label) for the card's "Weekly Recap" part: the published recap of the week
+    that holds the article, else that week's page (the latest recap without an article)."""
+    published = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED)
+    if article is None:
+        recap = published.order_by("-iso_year", "-iso_week").first()
+        if recap:
+            return recap.get_absolute_url(), recap.title
+        year, week_no = freshness.week_of(timezone.now())
+        return reverse("week", args=[year, week_no]), "This week's articles"
+    year, week_no = freshness.week_of(article.sort_at)
+    recap = published.filter(iso_year=year, iso_week=week_no).first()
     if recap:
         return recap.get_absolute_url(), recap.title
-    year, week_no, _ = timezone.localdate().isocalendar()
-    return reverse("week", args=[year, week_no]), "This week's articles"
+    monday = dt.date.fromisocalendar(year, week_no, 1)
+    return reverse("week", args=[year, week_no]), f"All articles of the week of {monday:%-d %B %Y}"
 
 
 @require_GET
@@ -162,9 +167,9 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
     if insight and insight.related_ids:
         by_id = {a.pk: a for a in Article.objects.visible().for_cards().filter(pk__in=insight.related_ids)}
         related = [by_id[pk] for pk in insight.related_ids if pk in by_id]
-    recap_url, recap_label = recap_link()
+    recap_url, recap_label = recap_link(item)
     canonical = f"{settings.SITE_URL}{item.get_absolute_url()}"
-    description = (insight.hook if insight and insight.hook else item.excerpt)[:200]
+    description = labels.description(item, insight)
     return render(
         request,
         "aggregator/article.html",
@@ -175,6 +180,7 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
             "recap_url": recap_url,
             "recap_label": recap_label,
             "canonical": canonical,
+            "description": description,
             "jsonld": seo.news_article(item, canonical=canonical, description=description),
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -205,7 +205,7 @@ def test_machine_output_is_escaped_where_it_is_shown(client, demo):
 def test_freshness_badge_classes():
     from aggregator.freshness import age_class, collected_after
 
-    now = timezone.now()
+    now = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # a Thursday
     assert age_class(now - timedelta(hours=1), now)[1] == "Fresh"
     assert age_class(now - timedelta(hours=10), now)[1] == "Today"
     assert age_class(now - timedelta(days=3), now)[1] == "This week"

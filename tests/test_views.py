@@ -73,7 +73,8 @@ def test_the_article_page_shows_the_text_and_credits_the_publisher(
     with django_assert_max_num_queries(7):
         response = client.get(articles[0].get_absolute_url())
     html = response.content.decode()
-    assert "<h1>Headline 0</h1>" in html and "<p>Second paragraph.</p>" in html
+    assert "<h1>Headline 0</h1>" in html and 'class="excerpt"' in html
+    assert "Read the full article at" in html
     assert html.count("All content rights belong to original publishers.") == 1
     assert 'Original source: <a href="https://pub.example/0"' in html
 

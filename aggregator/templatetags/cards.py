@@ -6,8 +6,8 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from aggregator import freshness
-from enrichment import injection
+from aggregator import excerpts, freshness
+from enrichment import injection, labels
 
 register = template.Library()
 
@@ -22,7 +22,29 @@ def freshness_badge(article):
         "label": label,
         "collected_in": freshness.collected_after(article.published_at, article.collected_at),
         "published_at": article.published_at or article.collected_at,
+        "stamp": article.published_at,
     }
+
+
+@register.filter
+def ago(when) -> str:
+    """'3 days ago', rounded down: the same rule as site.js."""
+    return freshness.relative(when, timezone.now())
+
+
+@register.filter
+def machine_author(insight) -> str:
+    return labels.author_label(insight)
+
+
+@register.filter
+def machine_labelled(text: str, insight) -> str:
+    return labels.labelled(insight, text)
+
+
+@register.filter
+def publisher_excerpt(article) -> str:
+    return excerpts.publisher_excerpt(article)
 
 
 @register.filter
