@@ -8,6 +8,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -105,7 +106,7 @@ def test_relative_times_round_down_like_the_script():
     assert relative(now - timedelta(hours=1, minutes=59), now) == "1 hour ago"
     assert relative(now - timedelta(seconds=30), now) == "just now"
     assert relative(now - timedelta(days=13), now) == "1 week ago"
-    script = open("static/site.js", encoding="utf-8").read()
+    script = (Path(__file__).resolve().parent.parent / "static" / "site.js").read_text(encoding="utf-8")
     assert "Math.floor(a / units[i][1])" in script and "Math.round" not in script
 
 
