@@ -18,6 +18,7 @@ install: $(VENV)/.installed
 
 ## make run: set up, load the demo, start demo server + web server + workers (Ctrl-C stops all)
 run: install
+	@$(PY) -m aggregator.localenv --port $(PORT)
 	@DEBUG=1 FETCH_ALLOWED_NETWORKS=127.0.0.0/8,::1/128 $(PY) manage.py rundemo --port $(PORT)
 
 ## make test: set up and run the whole suite

@@ -198,6 +198,12 @@ class RecapFeed(Feed):
     def item_pubdate(self, item: WeeklyRecap):
         return item.published_at
 
+    def item_updateddate(self, item: WeeklyRecap):
+        return max(item.updated_at, item.published_at) if item.published_at else item.updated_at
+
+    def item_author_name(self, item: WeeklyRecap) -> str:
+        return settings.SITE_NAME
+
 
 class AtomRecapFeed(RecapFeed):
     feed_type = Atom1Feed

@@ -4,9 +4,11 @@ from django.urls import path
 
 from aggregator import desk_views, feeds, views
 from aggregator.sitemaps import SITEMAPS
+from aggregator.throttle import throttled
 
 admin.site.site_header = "Newsdesk editors"
 admin.site.site_title = "Newsdesk admin"
+admin.site.login = throttled(admin.site.login)
 
 urlpatterns = [
     path("", views.front, name="front"),
@@ -28,6 +30,7 @@ urlpatterns = [
     path("feeds/recap/atom/", feeds.AtomRecapFeed(), name="feed-recap-atom"),
     path("sitemap.xml", sitemap, {"sitemaps": SITEMAPS}, name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("admin/desk/", desk_views.desk_page, name="desk"),
     path("admin/", admin.site.urls),
 ]

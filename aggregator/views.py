@@ -9,7 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from aggregator import freshness, seo
 from aggregator.listings import leads, story_page
@@ -47,13 +47,13 @@ def _listing(
     )
 
 
-@require_GET
+@require_safe
 def front(request: HttpRequest) -> HttpResponse:
     page = _stories(request, Article.objects.visible())
     return render(request, "aggregator/front.html", {"page": page})
 
 
-@require_GET
+@require_safe
 def category(request: HttpRequest, slug: str) -> HttpResponse:
     cat = get_object_or_404(Category, slug=slug)
     articles = Article.objects.visible().filter(category=cat)
@@ -67,7 +67,7 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def audience(request: HttpRequest, slug: str) -> HttpResponse:
     tag = get_object_or_404(AudienceTag, slug=slug)
     articles = Article.objects.visible().filter(audiences=tag)
@@ -81,7 +81,7 @@ def audience(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def source(request: HttpRequest, slug: str) -> HttpResponse:
     src = get_object_or_404(Source, slug=slug)
     articles = Article.objects.visible().for_cards().filter(source=src)
@@ -96,7 +96,7 @@ def source(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     articles = search_articles(Article.objects.visible(), query) if query else Article.objects.none()
@@ -105,7 +105,7 @@ def search(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def week(request: HttpRequest, year: int, week: int) -> HttpResponse:
     try:
         monday = dt.date.fromisocalendar(year, week, 1)
@@ -149,7 +149,7 @@ def recap_link(article: Article | None = None) -> tuple[str, str]:
     return reverse("week", args=[year, week_no]), f"All articles of the week of {monday:%-d %B %Y}"
 
 
-@require_GET
+@require_safe
 def article(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(
         Article.objects.select_related("source", "category", "insight", "story").prefetch_related(
@@ -186,7 +186,7 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def story(request: HttpRequest, pk: int) -> HttpResponse:
     item = Story.objects.filter(pk=pk).first()
     if item is None:
@@ -233,7 +233,7 @@ def story(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def recaps(request: HttpRequest) -> HttpResponse:
     published = WeeklyRecap.objects.filter(status=WeeklyRecap.Status.PUBLISHED).order_by(
         "-iso_year", "-iso_week"
@@ -241,7 +241,7 @@ def recaps(request: HttpRequest) -> HttpResponse:
     return render(request, "aggregator/recaps.html", {"recaps": published[:104]})
 
 
-@require_GET
+@require_safe
 def robots_txt(request: HttpRequest) -> HttpResponse:
     lines = [
         "User-agent: *",
@@ -250,3 +250,14 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         f"Sitemap: {settings.SITE_URL}/sitemap.xml",
     ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
+
+
+FAVICON = (settings.BASE_DIR / "static" / "favicon.svg").read_bytes()
+
+
+@require_safe
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers and monitors ask for /favicon.ico whatever the page says."""
+    response = HttpResponse(FAVICON, content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
