@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, Min, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -190,6 +190,17 @@ def backlog(now: datetime) -> Panel:
         if value != Article.State.ENRICHED
     ]
     lines.append(Line(label="Queued for a Claude batch", value=str(queued)))
+    due = Source.objects.due(now)
+    overdue = due.filter(next_poll_at__isnull=False).aggregate(oldest=Min("next_poll_at"))["oldest"]
+    due_count = due.count()
+    lines.append(
+        Line(
+            label="Sources due for a poll",
+            value=f"{due_count}"
+            + (f", the oldest due {_ago(overdue, now)}" if due_count and overdue else ""),
+            tone=WARN if overdue and now - overdue > timedelta(minutes=10) else "",
+        )
+    )
     lines.append(
         Line(
             label="Task queue",

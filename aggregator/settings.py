@@ -296,6 +296,10 @@ INGEST_THREADS = env_int("INGEST_THREADS", 8)
 EXTRACT_MAX_BYTES = env_int("EXTRACT_MAX_BYTES", 3 * 1024 * 1024, minimum=1)
 EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15, minimum=1)
 
+# The dispatcher claims due sources for at most this many seconds a run (it runs every
+# minute), and hands them to workers POLL_BATCH to a task (fetched at once, in threads).
+DISPATCH_SECONDS = env_int("DISPATCH_SECONDS", 40)
+POLL_BATCH = env_int("POLL_BATCH", 10)
 # Polling cadence, in minutes.
 POLL_MIN_INTERVAL = env_int("POLL_MIN_INTERVAL", 5, minimum=1)
 POLL_MAX_INTERVAL = env_int("POLL_MAX_INTERVAL", 24 * 60, minimum=1)

@@ -141,3 +141,36 @@ def test_a_page_of_80000_links_has_no_guessed_date(settings):
 
 def test_the_publishers_own_date_is_still_read():
     assert extract_html(link_farm(2100, meta_date="2026-11-18T09:30:00+00:00")).date == "2026-11-18"
+
+
+def test_a_page_of_16000_comment_blocks_is_cut_to_a_bounded_tree_and_keeps_its_article():
+    from lxml import etree
+
+    from aggregator.ingest.extract import MAX_NODES, bounded_html
+
+    blocks = "".join(
+        f"<div><div><b>reader {i}</b> <span>more news {i}</span></div></div>" for i in range(16_000)
+    )
+    html = page("Council passes budget", LOREM).decode().replace("</footer>", f"</footer>{blocks}").encode()
+    assert len(html) > 1_000_000
+    cut = bounded_html(html)
+    nodes = sum(1 for _ in etree.fromstring(cut, etree.HTMLParser()).iter())
+    assert nodes <= MAX_NODES + 10
+    assert "more news 15999" not in cut.decode()
+    extraction = extract_html(html)
+    assert LOREM[0][:60] in extraction.text and "more news 15999" not in extraction.text
+
+
+def test_boilerplate_and_long_tables_never_reach_trafilatura_but_the_text_around_them_does():
+    from aggregator.ingest.extract import MAX_TABLE_ROWS, bounded_html
+
+    rows = "".join(f"<tr><td>row {i}</td></tr>" for i in range(MAX_TABLE_ROWS + 50))
+    html = (
+        "<html><head><style>p{color:red}</style><script>var secret=1</script></head><body>"
+        "<nav><a href='/'>Home</a></nav><p>Before<script>x()</script> after the script.</p>"
+        f"<table>{rows}</table><form><input name=q></form><footer>Footer text</footer></body></html>"
+    ).encode()
+    cut = bounded_html(html).decode()
+    for gone in ("secret", "color:red", "Home", "<form", "Footer text", f"row {MAX_TABLE_ROWS}<"):
+        assert gone not in cut
+    assert "Before after the script." in cut and f"row {MAX_TABLE_ROWS - 1}<" in cut

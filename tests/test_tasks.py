@@ -36,7 +36,7 @@ def test_the_dispatcher_polls_due_sources_and_workers_read_each_article(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.dispatch_polls() == "enqueued 1 polls"
+        assert tasks.dispatch_polls() == "enqueued 1 polls in 1 tasks"
 
     assert [path for path, _ in server.requests if path.endswith(".xml")] == ["/feed.xml"]
     assert (
@@ -53,6 +53,41 @@ def test_a_claimed_source_is_not_dispatched_twice(server):
     Source.objects.create(name="Due", slug="due", feed_url=server.url("/feed.xml"))
     assert len(tasks.claim_due_sources()) == 1
     assert tasks.claim_due_sources() == []
+
+
+def test_the_dispatcher_claims_every_due_source_in_batches_not_a_fixed_number(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.POLL_BATCH = 10
+    Source.objects.bulk_create(
+        Source(name=f"S{i}", slug=f"s{i}", feed_url=f"http://127.0.0.1:9/{i}.xml", poll_interval=30 + i % 3)
+        for i in range(1234)
+    )
+    with django_capture_on_commit_callbacks(execute=False) as enqueued:
+        assert tasks.dispatch_polls() == "enqueued 1234 polls in 124 tasks"
+    assert len(enqueued) == 124
+    assert not Source.objects.due().exists()
+    leases = {
+        (s.next_poll_at - s.last_polled_at).total_seconds() / 60: s.poll_interval
+        for s in Source.objects.all()
+    }
+    assert all(abs(lease - interval) < 0.01 for lease, interval in leases.items())  # each its own interval
+    with django_capture_on_commit_callbacks(execute=False) as enqueued:
+        assert tasks.dispatch_polls() == "enqueued 0 polls in 0 tasks"
+
+
+def test_the_desk_shows_how_many_sources_wait_for_a_poll():
+    from aggregator.desk import backlog
+
+    Source.objects.create(name="Due", slug="due", feed_url="http://127.0.0.1:9/a.xml")
+    Source.objects.create(
+        name="Later",
+        slug="later",
+        feed_url="http://127.0.0.1:9/b.xml",
+        next_poll_at=timezone.now() + timedelta(hours=1),
+    )
+    line = next(line for line in backlog(timezone.now()).lines if line.label == "Sources due for a poll")
+    assert line.value.startswith("1")
 
 
 def test_schedules_are_declared_idempotently():

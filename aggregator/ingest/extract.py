@@ -10,6 +10,7 @@ import threading
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import lxml.etree
 import trafilatura
 from django.conf import settings
 from trafilatura.settings import use_config
@@ -94,6 +95,58 @@ def clip_text(text: str, limit: int) -> str:
     return cut[: end if end > 0 else limit].rstrip() + " …"
 
 
+# Never article text: removed before trafilatura sees the page.
+_BOILERPLATE = ("script", "style", "noscript", "iframe", "svg", "template", "form", "nav", "footer", "aside")
+MAX_NODES = 6_000  # elements handed to trafilatura, at most (a big news page has 1,000-4,000)
+MAX_TABLE_ROWS = 200
+
+
+def _drop(element: lxml.etree._Element) -> None:
+    """Remove an element and its subtree, keeping the text that follows it."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + element.tail
+        else:
+            parent.text = (parent.text or "") + element.tail
+    parent.remove(element)
+
+
+def bounded_html(raw: bytes) -> bytes:
+    """The page cut down to what trafilatura can work through in bounded time:
+    boilerplate elements removed, tables cut to MAX_TABLE_ROWS rows, and everything
+    after the first MAX_NODES elements of the body (in document order; the article
+    comes before the comments, related links and the rest) dropped. trafilatura's
+    cost grows with the elements far faster than with the bytes (16,000 small blocks
+    in 1.3 MB: 30 s). Plain lxml.etree, which is several times faster than lxml.html
+    at making elements; the result goes back to trafilatura as bytes."""
+    root = lxml.etree.fromstring(raw, lxml.etree.HTMLParser(remove_comments=True, remove_pis=True))
+    if root is None:
+        raise ExtractionError("the page could not be parsed as HTML")
+    for element in list(root.iter(*_BOILERPLATE)):
+        _drop(element)
+    for table in list(root.iter("table")):
+        for row in list(table.iter("tr"))[MAX_TABLE_ROWS:]:
+            _drop(row)
+    body = root.find("body")
+    if body is not None:
+        for n, element in enumerate(body.iter()):
+            if n == MAX_NODES:
+                # Drop this element, and everything after it at every level up to body.
+                node = element
+                while node is not None and node is not body:
+                    parent = node.getparent()
+                    for later in list(node.itersiblings()):
+                        parent.remove(later)
+                    node = parent
+                _drop(element)
+                break
+    return lxml.etree.tostring(root, method="html", encoding="utf-8")
+
+
 def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None = None) -> Extraction:
     """Extract the article in `html`; raise ExtractionError when there is none."""
     raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
@@ -110,7 +163,7 @@ def extract_html(html: bytes | str, *, url: str = "", time_limit_s: float | None
         )
     limit = settings.EXTRACT_TIME_LIMIT if time_limit_s is None else time_limit_s
     with time_limit(limit):
-        tree = load_html(raw)
+        tree = load_html(bounded_html(raw))
         if tree is not None:
             drop_hidden(tree)  # text a reader never sees is no part of the article
         doc = trafilatura.bare_extraction(

@@ -65,17 +65,20 @@ def poll_many(
     sources: Iterable[Source],
     *,
     read: bool = True,
+    claim: bool = True,
     threads: int | None = None,
     on_poll: Callable[[Source, PollResult], None] | None = None,
     on_read: Callable[[int, str], None] | None = None,
 ) -> Totals:
-    """Poll `sources` (each claimed here) and, with `read`, read every new article."""
+    """Poll `sources` and, with `read`, read every new article. Each source is claimed
+    here unless the caller did (`claim=False`: the dispatcher's batches)."""
     totals = Totals()
     threads = threads or settings.INGEST_THREADS
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
         pending: dict[Future, tuple[str, object]] = {}
         for source in sources:
-            source.claim_poll(now=timezone.now(), lease_minutes=source.poll_interval or 30)
+            if claim:
+                source.claim_poll(now=timezone.now(), lease_minutes=source.poll_interval or 30)
             pending[pool.submit(_fetch_feed_safely, source)] = ("feed", source)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
