@@ -111,7 +111,7 @@ def test_worker_settings_are_safe(settings):
     assert q["catch_up"] is False
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_step_that_succeeded_is_not_a_failed_task_while_the_broker_is_down(server, monkeypatch, caplog):
     """Redis down (a real client, a port nobody listens on): the extraction succeeds and
     says so, the enrichment it hands on is logged as not enqueued, and the sweep
