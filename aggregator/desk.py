@@ -95,7 +95,7 @@ def cards_to_review(now: datetime) -> Panel:
                 if i.unsupported_claims
                 else ""
             ),
-            url=reverse("admin:enrichment_insight_change", args=[i.pk]),
+            url=reverse("desk-card", args=[i.pk]),
             tone=WARN if i.unsupported_claims else "",
         )
         for i in waiting.select_related("article__source").order_by("-unsupported_claims", "-generated_at")[

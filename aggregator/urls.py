@@ -32,5 +32,6 @@ urlpatterns = [
     path("robots.txt", views.robots_txt, name="robots"),
     path("favicon.ico", views.favicon, name="favicon"),
     path("admin/desk/", desk_views.desk_page, name="desk"),
+    path("admin/desk/card/<int:pk>/", desk_views.card_edit, name="desk-card"),
     path("admin/", admin.site.urls),
 ]

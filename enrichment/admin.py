@@ -4,9 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Sum
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from aggregator.tasks import enqueue
 from enrichment.models import ApiCall, Correction, Insight, RecapItem, WeeklyRecap
@@ -130,9 +130,12 @@ class InsightAdmin(admin.ModelAdmin):
         "reviewed_by",
         "related_ids",
         "audience_reasons",
+        "support",
+        "dropped_claims",
+        "desk_editor",
     ]
     fieldsets = [
-        (None, {"fields": ["article", "mark_reviewed", "reviewed_at", "reviewed_by"]}),
+        (None, {"fields": ["article", "desk_editor", "mark_reviewed", "reviewed_at", "reviewed_by"]}),
         (
             "The card (edits to a published card are shown to readers as corrections)",
             {"fields": EDITABLE_TEXT + EDITABLE_LISTS},
@@ -165,6 +168,8 @@ class InsightAdmin(admin.ModelAdmin):
                     "cost_usd",
                     "grounded_claims",
                     "unsupported_claims",
+                    "dropped_claims",
+                    "support",
                 ]
             },
         ),
@@ -192,6 +197,25 @@ class InsightAdmin(admin.ModelAdmin):
             insight.save(update_fields=["reviewed_at", "reviewed_by", "updated_at"])
             self.log_change(request, insight, "Marked reviewed")
         self.message_user(request, f"Marked {queryset.count()} cards reviewed.", messages.SUCCESS)
+
+    @admin.display(description="dropped by grounding")
+    def dropped_claims(self, obj: Insight) -> str:
+        if not obj.dropped:
+            return "-"
+        return format_html_join(
+            "",
+            "<p><b>{}</b>: {}<br><small>Why: {}</small></p>",
+            ((d["part"], d["text"], d["reason"]) for d in obj.dropped),
+        )
+
+    @admin.display(description="edit")
+    def desk_editor(self, obj: Insight) -> str:
+        if not obj.pk:
+            return "-"
+        return format_html(
+            '<a href="{}">Edit this card at the desk: one form per claim and its passage</a>',
+            reverse("desk-card", args=[obj.pk]),
+        )
 
     @admin.display(description="error")
     def short_error(self, obj: Insight) -> str:
