@@ -408,3 +408,28 @@ def test_it_locks_an_articles_rare_keys_and_leaves_keys_every_article_has_unlock
     assert keys_to_lock(vector) == ["n:aurora-3", "n:helios", "w:model"]
     vector.counts = dict.fromkeys(vector.keys, 10_000)
     assert len(keys_to_lock(vector)) == MIN_LOCKED  # all hot: its rarest few still serialize
+
+
+def test_keystat_counts_follow_the_corpus_through_source_deletion_and_reclustering():
+    """Issue 14: document counts go down when articles leave (a whole source deleted,
+    a bulk delete) and are not counted twice by a recluster."""
+    items = [i for i in labelled_set() if i["story"] == "aurora-3"][:3]
+    made = load(items)
+    for article in made.values():
+        assign_story(article.pk)
+    total = Article.objects.count()
+    assert KeyStat.objects.get(key="").articles == total
+    recluster()
+    recluster()
+    assert KeyStat.objects.get(key="").articles == total
+    words = {
+        k: n for k, n in KeyStat.objects.exclude(key="").values_list("key", "articles") if n > total
+    }
+    assert words == {}  # no key counted more often than there are articles
+    one = next(iter(made.values()))
+    others = Article.objects.exclude(source=one.source).count()
+    one.source.delete()  # the cascade deletes its articles
+    assert KeyStat.objects.get(key="").articles == others
+    Article.objects.all().delete()
+    assert KeyStat.objects.get(key="").articles == 0
+    assert not KeyStat.objects.filter(articles__gt=0).exists()
