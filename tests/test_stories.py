@@ -422,9 +422,7 @@ def test_keystat_counts_follow_the_corpus_through_source_deletion_and_reclusteri
     recluster()
     recluster()
     assert KeyStat.objects.get(key="").articles == total
-    words = {
-        k: n for k, n in KeyStat.objects.exclude(key="").values_list("key", "articles") if n > total
-    }
+    words = {k: n for k, n in KeyStat.objects.exclude(key="").values_list("key", "articles") if n > total}
     assert words == {}  # no key counted more often than there are articles
     one = next(iter(made.values()))
     others = Article.objects.exclude(source=one.source).count()
