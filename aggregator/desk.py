@@ -22,6 +22,7 @@ from django_q.brokers import get_broker
 from django_q.models import Failure
 
 from aggregator.models import Article, Source
+from enrichment.claude_state import claude_state, until
 from enrichment.models import ApiCall, Insight
 
 logger = logging.getLogger(__name__)
@@ -133,40 +134,89 @@ def spend(now: datetime) -> Panel:
 
 
 def api_state(now: datetime) -> Panel:
-    configured = settings.ENRICHMENT_BACKEND == "claude" and bool(settings.ANTHROPIC_API_KEY)
-    last = ApiCall.objects.order_by("-created_at").first()
-    since = now - timezone.timedelta(hours=24)
-    outcomes = dict(
-        ApiCall.objects.filter(created_at__gte=since)
-        .values_list("outcome")
-        .annotate(n=Count("id"))
-        .values_list("outcome", "n")
-    )
-    failed = sum(n for outcome, n in outcomes.items() if outcome != "ok")
+    """Claude's state from enrichment.claude_state: working or not (and why, in words),
+    spend against the budget, the batch backlog, what was dropped today."""
+    state = claude_state(now=now)
     lines = [
         Line(
             label="Backend",
-            value=f"Claude ({settings.CLAUDE_MODEL})" if configured else "extractive only (offline)",
+            value=f"Claude ({state.model})" if state.configured else "extractive only (offline)",
             detail=""
-            if configured
+            if state.configured
             else "Set ANTHROPIC_API_KEY and ENRICHMENT_BACKEND=claude for Claude cards.",
         ),
-        Line(label="Last call", value=f"{last.outcome}, {_ago(last.created_at, now)}" if last else "none"),
+        Line(label="Last success", value=_ago(state.last_success, now)),
+    ]
+    if state.last_error is not None:
+        lines.append(
+            Line(
+                label="Last error",
+                value=f"{state.last_error_kind}, {_ago(state.last_error.created_at, now)}",
+                detail=state.last_error.error[:300]
+                + (
+                    f" {state.advice}"
+                    if state.advice and state.advice[:20] not in state.last_error.error
+                    else ""
+                ),
+                url=reverse("admin:enrichment_apicall_changelist"),
+                tone=BAD if state.failing else "",
+            )
+        )
+    lines += [
         Line(
-            label="Last 24 hours",
-            value=", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "no calls",
-            tone=WARN if failed else "",
+            label="Spend today",
+            value=f"${state.spend_today:.4f} of ${state.budget:g} daily budget",
+            detail="Budget reached: new articles keep their extractive card until midnight."
+            if state.budget_reached
+            else "",
+            tone=BAD if state.budget_reached else WARN if state.budget_share >= 0.8 else "",
+        ),
+        Line(
+            label="Calls today",
+            value=f"{state.calls_today}"
+            + (
+                f" ({', '.join(f'{n} {kind}' for kind, n in state.errors_today.items())})"
+                if state.errors_today
+                else ""
+            ),
+            tone=WARN if state.errors_today else "",
+        ),
+        Line(
+            label="Waiting for a batch",
+            value=f"{state.queued_for_batch} queued, {state.in_batch} in a batch",
+            detail=(
+                (f"Out since {_ago(state.batch_submitted_at, now)}. " if state.batch_submitted_at else "")
+                + f"Next collection {until(state.batch_collect_at, now)}."
+            )
+            if state.queued_for_batch or state.in_batch
+            else "",
+        ),
+        Line(
+            label="Dropped today",
+            value=f"{state.claims_dropped_today} claim{'s' if state.claims_dropped_today != 1 else ''} "
+            f"by grounding, {state.cards_refused_today} card{'s' if state.cards_refused_today != 1 else ''} "
+            "refused for repeating an instruction",
+            detail=f"{state.articles_with_instructions_today} article(s) extracted today address AI models."
+            if state.articles_with_instructions_today
+            else "",
+            tone=WARN if state.cards_refused_today else "",
         ),
     ]
-    if last and last.outcome != "ok" and last.error:
-        lines.append(Line(label="Last error", value="", detail=last.error[:300], tone=BAD))
+    if state.failing:
+        summary, tone = f"failing: {state.last_error_kind}", BAD
+    elif not state.configured:
+        summary, tone = "not configured", OK
+    elif state.budget_reached:
+        summary, tone = "daily budget reached", BAD
+    else:
+        summary, tone = "working", WARN if state.errors_today else OK
     return Panel(
         key="api",
         title="Claude API",
-        summary=("configured" if configured else "not configured")
-        + (f", {failed} failed calls today" if failed else ""),
-        tone=WARN if failed else OK,
+        summary=summary,
+        tone=tone,
         lines=lines,
+        links=[("API calls", reverse("admin:enrichment_apicall_changelist"))],
     )
 
 

@@ -56,7 +56,9 @@ def submit_batch(*, client=None, article_ids: list[int] | None = None) -> str | 
     ]
     client = client or make_client()
     batch = client.messages.batches.create(requests=requests)
-    Insight.objects.filter(article_id__in=ids).update(claude_status=Claude.BATCHED, batch_id=batch.id)
+    Insight.objects.filter(article_id__in=ids).update(
+        claude_status=Claude.BATCHED, batch_id=batch.id, updated_at=timezone.now()
+    )
     logger.info("submitted batch %s with %d articles", batch.id, len(requests))
     return batch.id
 

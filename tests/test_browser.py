@@ -206,6 +206,15 @@ def test_the_editors_desk_is_readable_on_a_phone_and_a_desktop(site, browser, de
     Source.objects.filter(slug="demo-rheinblick").update(
         consecutive_failures=4, last_error="HTTP 500 Internal Server Error " + "x" * 200
     )
+    from enrichment.models import ApiCall
+
+    ApiCall.objects.create(  # what a revoked key leaves behind (tests/test_claude_state.py)
+        backend="claude",
+        model_name="claude-haiku-5-5",
+        outcome="auth",
+        error="the API answered 401: invalid x-api-key (the API key is revoked or wrong: set a valid "
+        "ANTHROPIC_API_KEY)",
+    )
     editor = User.objects.create_user("deskeditor", password="a-long-test-password", is_staff=True)
     editor.groups.add(Group.objects.get(name="Editors"))
     width, height = WIDTHS[device]
@@ -218,6 +227,7 @@ def test_the_editors_desk_is_readable_on_a_phone_and_a_desktop(site, browser, de
     for title in ["Failing sources", "Cards waiting for review", "Enrichment spend", "Claude API", "Backlog"]:
         expect(page.get_by_role("heading", name=title)).to_be_visible()
     expect(page.get_by_text("HTTP 500 Internal Server Error").first).to_be_visible()
+    expect(page.get_by_text("failing: API key refused (revoked or wrong)")).to_be_visible()
     assert no_horizontal_scroll(page)
     assert headings_fit(page) == []
     assert serious_violations(page) == []
