@@ -2,8 +2,9 @@
 story is a story of one), led by the story's best report, with its publishers, its
 languages and its freshest update.
 
-A page costs the same few queries whatever it shows: the count, one page of story keys
-(grouped and ranked in SQL), the leads, their audiences, and the publishers of the page.
+A page costs the same few queries whatever it shows: where the page's window starts, one
+page of story keys (grouped and ranked in SQL over that window), the leads, their
+audiences, and the publishers of the page.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import (
     Case,
     Count,
@@ -30,6 +31,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, Length, RowNumber
+from django.http import Http404
 
 from aggregator.models import Article, Story
 
@@ -40,6 +42,7 @@ FULL_REPORT_CHARS = 600
 HOURS_PER_DOUBLING = 6
 MAX_PUBLISHERS_BOOSTED = 32
 BOOST_STEPS = (2, 3, 4, 5, 6, 8, 11, 16, 23, 32)  # publisher counts where the boost steps up
+MAX_PAGE = 200  # deeper pages: the week pages and search reach the archive
 
 
 def story_key() -> Coalesce:
@@ -212,8 +215,59 @@ def listed_stories(rows: list[dict]) -> list[ListedStory]:
     return cards
 
 
+class OpenPaginator:
+    """What templates read of a paginator when the total is not counted: a listing of
+    stories knows whether a next page exists, not how many pages there are (counting
+    them would read every article)."""
+
+    count = None
+
+    def __init__(self, num_pages: int):
+        self.num_pages = num_pages
+
+    def validate_number(self, number: int) -> int:
+        return number
+
+
+def window_start(articles: QuerySet[Article], needed: int) -> datetime | None:
+    """A time before which no story can rank among the first `needed` (None: all can).
+
+    Scanning articles newest first, once `needed` stories have a report at or after T,
+    the `needed`-th best score is at least T; a story whose latest report is older than
+    T minus the largest coverage boost scores below T. Featured stories are ranked first
+    whatever their age, so callers keep them. Reads `needed`×3 rows of the sort_at index
+    (more only when a few stories fill the newest reports)."""
+    limit = needed * 3
+    while True:
+        rows = articles.order_by("-sort_at", "-pk").annotate(key=story_key()).values_list("key", "sort_at")
+        seen: set[int] = set()
+        fetched = 0
+        for key, at in rows[:limit]:
+            fetched += 1
+            seen.add(key)
+            if len(seen) >= needed:
+                return at - timedelta(hours=coverage_boost_hours(MAX_PUBLISHERS_BOOSTED))
+        if fetched < limit:
+            return None
+        limit *= 4
+
+
 def story_page(request_page: str | None, articles: QuerySet[Article], *, per_page: int) -> Page:
-    """One page of story cards for a listing of `articles`."""
-    page = Paginator(ranked_stories(articles), per_page).get_page(request_page)
-    page.object_list = listed_stories(list(page.object_list))
-    return page
+    """One page of story cards for a listing of `articles`: the ranking reads only the
+    articles recent enough to reach this page (see window_start), so its cost follows the
+    page number, not the size of the archive."""
+    try:
+        number = min(max(int(request_page or 1), 1), MAX_PAGE)
+    except ValueError:
+        number = 1
+    groups = ranked_stories(articles)
+    if "rank" not in articles.query.annotations:  # search: relevance decides, read all matches
+        start = window_start(articles, number * per_page + 1)
+        if start is not None:
+            recent = Q(sort_at__gte=start) | Q(is_featured=True) | Q(story__is_featured=True)
+            groups = ranked_stories(articles.filter(recent))
+    rows = list(groups[(number - 1) * per_page : number * per_page + 1])
+    if not rows and number > 1:
+        raise Http404("No such page")
+    more = len(rows) > per_page
+    return Page(listed_stories(rows[:per_page]), number, OpenPaginator(number + 1 if more else number))

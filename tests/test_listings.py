@@ -277,3 +277,26 @@ def test_the_demo_front_pages_show_each_story_once(client, demo):
     pages = "".join(client.get(f"/?page={p}").content.decode() for p in (1, 2, 3))
     assert pages.count(f'href="{stratus.get_absolute_url()}"') == 1
     assert "5 publishers · 3 languages" in pages
+
+
+def test_the_ranking_window_keeps_every_story_that_can_reach_the_page(client):
+    """Only recent articles are ranked (aggregator.listings.window_start), yet a widely
+    covered older story still leads newer single reports, an old featured story still
+    comes first, and later pages find the older stories."""
+    now = timezone.now()
+    singles = [make_story(1, at=now - timedelta(minutes=i), title=f"N{i}") for i in range(45)]
+    wide = make_story(5, at=now - timedelta(hours=10), title="Wide")
+    old = make_story(1, at=now - timedelta(days=100), title="Old")
+    first = cards(client.get("/").content.decode())
+    assert first[0] == str(wide.lead_article_id) and len(first) == 20
+    Article.objects.filter(story=old).update(is_featured=True)
+    first = cards(client.get("/").content.decode())
+    assert first[:2] == [str(old.lead_article_id), str(wide.lead_article_id)]
+    Article.objects.filter(story=old).update(is_featured=False)
+    pages = [cards(client.get(f"/?page={n}").content.decode()) for n in (1, 2, 3)]
+    shown = [pk for page in pages for pk in page]
+    assert len(shown) == len(set(shown)) == 47 and shown[-1] == str(old.lead_article_id)
+    assert shown[1:46] == [str(s.lead_article_id) for s in singles]
+    assert "Page 2<" in client.get("/?page=2").content.decode()
+    assert client.get("/?page=4").status_code == 404
+    assert client.get("/?page=x").status_code == 200
