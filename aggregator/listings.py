@@ -239,7 +239,7 @@ def window_start(articles: QuerySet[Article], needed: int) -> datetime | None:
     (more only when a few stories fill the newest reports)."""
     limit = needed * 3
     while True:
-        rows = articles.order_by("-sort_at", "-pk").annotate(key=story_key()).values_list("key", "sort_at")
+        rows = articles.order_by("-sort_at").annotate(key=story_key()).values_list("key", "sort_at")
         seen: set[int] = set()
         fetched = 0
         for key, at in rows[:limit]:
@@ -261,10 +261,13 @@ def story_page(request_page: str | None, articles: QuerySet[Article], *, per_pag
     except ValueError:
         number = 1
     groups = ranked_stories(articles)
+    # Featured stories rank first whatever their age (a literal list, so the window's
+    # condition stays a union of index scans).
+    featured = list(Story.objects.filter(is_featured=True).values_list("pk", flat=True)[:1000])
     if "rank" not in articles.query.annotations:  # search: relevance decides, read all matches
         start = window_start(articles, number * per_page + 1)
         if start is not None:
-            recent = Q(sort_at__gte=start) | Q(is_featured=True) | Q(story__is_featured=True)
+            recent = Q(sort_at__gte=start) | Q(is_featured=True) | Q(story_id__in=featured)
             groups = ranked_stories(articles.filter(recent))
     rows = list(groups[(number - 1) * per_page : number * per_page + 1])
     if not rows and number > 1:

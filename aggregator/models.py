@@ -165,6 +165,9 @@ class Story(models.Model):
     class Meta:
         ordering = ["-first_seen_at"]
         verbose_name_plural = "stories"
+        indexes = [  # listings fetch the featured ones (aggregator.listings)
+            models.Index(fields=["last_seen_at"], condition=models.Q(is_featured=True), name="story_featured")
+        ]
 
     def __str__(self) -> str:
         return self.headline
@@ -487,7 +490,11 @@ class Article(models.Model):
                 name="article_unique_canonical_url",
             ),
         ]
-        indexes = [models.Index(fields=["state", "state_changed_at"])]
+        indexes = [
+            models.Index(fields=["state", "state_changed_at"]),
+            # Listings rank recent articles plus every featured one (aggregator.listings).
+            models.Index(fields=["sort_at"], condition=models.Q(is_featured=True), name="article_featured"),
+        ]
 
     def __str__(self) -> str:
         return self.title

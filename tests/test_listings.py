@@ -153,8 +153,8 @@ def test_listing_queries_are_the_same_for_5_and_20_stories(client, url):
     build(15, 5)
     assert len(cards(client.get(url).content.decode())) == 20
     assert (
-        queries_for(client, url) == five <= 8
-    )  # generation, count, stories, leads, audiences, publishers, nav, object
+        queries_for(client, url) == five <= 9
+    )  # generation, featured, window, stories, leads, audiences, publishers, nav, object
 
 
 def test_the_story_page_makes_the_same_queries_for_short_and_long_stories(client):

@@ -74,7 +74,9 @@ def test_listing_pages_make_the_same_number_of_queries_for_5_or_20_cards(client,
     assert len(shown) >= 2
     Article.objects.exclude(pk__in=shown[:5]).update(is_hidden=True)
     assert queries_for(client, url) == full
-    assert full <= 8  # generation, object, count, page of stories, leads, audiences, publishers, nav
+    assert (
+        full <= 9
+    )  # generation, object, featured, window, page of stories, leads, audiences, publishers, nav
 
 
 def test_the_article_page_makes_a_bounded_number_of_queries(client, demo, django_assert_max_num_queries):

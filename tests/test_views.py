@@ -43,7 +43,7 @@ def articles():
 
 
 def test_the_front_page_lists_the_newest_cards_paginated(client, articles, django_assert_max_num_queries):
-    with django_assert_max_num_queries(6):
+    with django_assert_max_num_queries(7):
         response = client.get("/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -96,7 +96,7 @@ def test_search_says_how_many_articles_it_found(client, articles):
 
 def test_category_and_source_pages_list_their_cards(client, articles, django_assert_max_num_queries):
     for url in ("/category/ai/", "/source/pub/"):
-        with django_assert_max_num_queries(7):
+        with django_assert_max_num_queries(8):
             response = client.get(url)
         assert response.content.decode().count('<article class="card') == 20
     assert client.get("/category/nope/").status_code == 404
