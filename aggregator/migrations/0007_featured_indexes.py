@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('aggregator', '0005_multilingual_keywords'),
+        ('aggregator', '0006_article_model_instructions'),
     ]
 
     operations = [
