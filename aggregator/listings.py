@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.paginator import Page
+from django.core.paginator import Page, Paginator
 from django.db.models import (
     Case,
     Count,
@@ -222,8 +222,8 @@ class OpenPaginator:
 
     count = None
 
-    def __init__(self, num_pages: int):
-        self.num_pages = num_pages
+    def __init__(self, num_pages: int, per_page: int):
+        self.num_pages, self.per_page = num_pages, per_page
 
     def validate_number(self, number: int) -> int:
         return number
@@ -252,10 +252,17 @@ def window_start(articles: QuerySet[Article], needed: int) -> datetime | None:
         limit *= 4
 
 
-def story_page(request_page: str | None, articles: QuerySet[Article], *, per_page: int) -> Page:
+def story_page(
+    request_page: str | None, articles: QuerySet[Article], *, per_page: int, counted: bool = False
+) -> Page:
     """One page of story cards for a listing of `articles`: the ranking reads only the
     articles recent enough to reach this page (see window_start), so its cost follows the
-    page number, not the size of the archive."""
+    page number, not the size of the archive. `counted` (search results): every match is
+    ranked and counted, and the page knows how many there are."""
+    if counted:
+        page = Paginator(ranked_stories(articles), per_page).get_page(request_page)
+        page.object_list = listed_stories(list(page.object_list))
+        return page
     try:
         number = min(max(int(request_page or 1), 1), MAX_PAGE)
     except ValueError:
@@ -273,4 +280,6 @@ def story_page(request_page: str | None, articles: QuerySet[Article], *, per_pag
     if not rows and number > 1:
         raise Http404("No such page")
     more = len(rows) > per_page
-    return Page(listed_stories(rows[:per_page]), number, OpenPaginator(number + 1 if more else number))
+    return Page(
+        listed_stories(rows[:per_page]), number, OpenPaginator(number + 1 if more else number, per_page)
+    )

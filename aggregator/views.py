@@ -27,9 +27,9 @@ def _page(request: HttpRequest, articles: QuerySet[Article]) -> Page:
     return Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _stories(request: HttpRequest, articles: QuerySet[Article]) -> Page:
+def _stories(request: HttpRequest, articles: QuerySet[Article], *, counted: bool = False) -> Page:
     """One card per story among `articles` (see aggregator.listings)."""
-    return story_page(request.GET.get("page"), articles, per_page=PAGE_SIZE)
+    return story_page(request.GET.get("page"), articles, per_page=PAGE_SIZE, counted=counted)
 
 
 def _listing(
@@ -41,7 +41,11 @@ def _listing(
     by_story: bool = True,
     **context,
 ) -> HttpResponse:
-    page = _stories(request, articles) if by_story else _page(request, articles)
+    page = (
+        _stories(request, articles, counted=bool(context.get("searching")))
+        if by_story
+        else _page(request, articles)
+    )
     return render(
         request, "aggregator/listing.html", {"page": page, "heading": heading, "intro": intro, **context}
     )
