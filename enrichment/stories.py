@@ -228,21 +228,20 @@ class Match:
     score: float
 
 
-def _vectors(article_ids: list[int]) -> dict[int, Vector]:
-    """Stored vectors of the candidates; an article indexed before vectors existed gets
-    one now (once)."""
+def _vectors(article_ids: list[int]) -> dict[int, tuple[Vector, int | None]]:
+    """Stored vectors of the candidates, with their story ids; an article indexed before
+    vectors existed gets one now (once)."""
+    rows = ArticleVector.objects.filter(article_id__in=article_ids).values_list(
+        "article_id", "keys", "words", "words_norm", "language", "article__story_id"
+    )
     found = {
-        v.article_id: Vector(v.keys, v.words, v.words_norm, v.language)
-        for v in ArticleVector.objects.filter(article_id__in=article_ids)
+        pk: (Vector(keys, words, norm, language), story) for pk, keys, words, norm, language, story in rows
     }
     missing = set(article_ids) - found.keys()
     for article in Article.objects.filter(pk__in=missing).select_related("source") if missing else []:
         vector = Vector.of(article)
-        ArticleVector.objects.get_or_create(
-            article=article,
-            defaults={**vector.fields(), "counted": True},
-        )
-        found[article.pk] = vector
+        ArticleVector.objects.get_or_create(article=article, defaults={**vector.fields(), "counted": True})
+        found[article.pk] = (vector, article.story_id)
     return found
 
 
@@ -261,9 +260,10 @@ def best_match(article: Article, vector: Vector) -> Match | None:
     candidate_ids = [h["article_id"] for h in hits]
     if not candidate_ids:
         return None
-    vectors = _vectors(candidate_ids)
-    stories = dict(Article.objects.filter(pk__in=candidate_ids).values_list("pk", "story_id"))
-    scored = [Match(pk, stories.get(pk), similarity(vector, theirs)) for pk, theirs in vectors.items()]
+    scored = [
+        Match(pk, story_id, similarity(vector, theirs))
+        for pk, (theirs, story_id) in _vectors(candidate_ids).items()
+    ]
     best = max(scored, key=lambda m: (m.score, -m.article_id))
     return best if best.score >= THRESHOLD else None
 
@@ -298,7 +298,7 @@ def _add_counts(deltas: dict[str, int]) -> None:
 
 def count_keys(article_id: int) -> bool:
     """Count an indexed article's keys and words in KeyStat, once (claimed with a
-    conditional UPDATE; a dead worker's share is picked up by recover_unclustered)."""
+    conditional UPDATE; a dead worker's share is picked up by `unclustered`)."""
     with transaction.atomic():
         if not ArticleVector.objects.filter(article_id=article_id, counted=False).update(counted=True):
             return False

@@ -166,8 +166,9 @@ def test_an_article_without_a_date_or_text_gets_a_story_of_its_own():
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_workers_clustering_one_event_at_once_make_one_story():
-    """The advisory lock serializes clustering on PostgreSQL (SQLite serializes every
-    writer anyway, and its in-memory test database cannot be shared by threads)."""
+    """The two reports share the event's rare keys, whose advisory locks serialize them on
+    PostgreSQL (SQLite serializes every writer anyway, and its in-memory test database
+    cannot be shared by threads)."""
     import threading
 
     from django.db import connection, connections
