@@ -193,14 +193,19 @@ def _vector(article: Article, stats: dict[str, int]) -> Vector:
     )
 
 
-def new_articles(source: Source, count: int, tag: str) -> list[int]:
-    """New reports at the newest end: every other one a follow-up of a recent event."""
+def new_articles(source: Source, count: int, tag: str, *, offset: int = 0) -> list[int]:
+    """New reports at the newest end: every other one a follow-up of a recent event (of
+    its own: `offset` keeps two workers' follow-ups to different events)."""
     newest = Article.objects.order_by("-sort_at").first()
     day = int((newest.sort_at - START).total_seconds() // 86400)
     last_event = Article.objects.count() // 3
     ids = []
     for i in range(count):
-        event = last_event - 1 - i if i % 2 else 10_000_000 + zlib.crc32(tag.encode()) % 1_000_000 * 100 + i
+        event = (
+            last_event - 1 - i - offset * count
+            if i % 2
+            else 10_000_000 + zlib.crc32(tag.encode()) % 1_000_000 * 100 + i
+        )
         title, text = synthetic(event, 3 + i, day)
         ids.append(
             Article.objects.create(
@@ -327,10 +332,12 @@ def main() -> None:
         made = list(probe)
         two = lock = ""
         if pg:
-            groups = [new_articles(source, args.probes, f"{size}-two-{w}") for w in range(2)]
+            groups = [new_articles(source, args.probes, f"{size}-two-{w}", offset=w) for w in range(2)]
             times, wall = concurrently(groups)
             two = f"{statistics.median(times):>12.1f} {(2 * len(probe) / wall) / (len(probe) / one_wall):>6.2f}x"
-            locked_groups = [new_articles(source, args.probes, f"{size}-lock-{w}") for w in range(2)]
+            locked_groups = [
+                new_articles(source, args.probes, f"{size}-lock-{w}", offset=2 + w) for w in range(2)
+            ]
             ltimes, lwall = concurrently(locked_groups, global_lock=True)
             lock = f"{statistics.median(ltimes):>15.1f} {(2 * len(probe) / lwall) / (len(probe) / one_wall):>6.2f}x"
             made += [i for g in groups + locked_groups for i in g]
