@@ -316,3 +316,72 @@ def test_an_article_prints_as_its_card_and_the_publishers_address(site, browser)
     if shots:
         page.screenshot(path=f"{shots}/article-print.png", full_page=True)
         page.pdf(path=f"{shots}/article.pdf")
+
+
+STOCK_LINES = [
+    "Check whether this changes the tools",
+    "Weigh what this means for your strategy",
+    "Review your exposure to the companies",
+    "Read the publisher's full article before acting",
+]
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+def test_an_article_page_is_a_card_and_an_excerpt_not_a_republication(site, browser, device):
+    from aggregator.excerpts import publisher_excerpt
+    from aggregator.models import Article
+    from enrichment import text as tx
+
+    width, height = WIDTHS[device]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    shots = os.environ.get("SHOTS_DIR")
+    for language in ("en", "de", "zh"):
+        article = Article.objects.filter(language=language, insight__isnull=False).order_by("pk").first()
+        page.goto(site + article.get_absolute_url())
+        shown = page.locator("main").inner_text()
+        excerpt = publisher_excerpt(article)
+        for paragraph in article.body_text.split("\n"):
+            if len([s for s in tx.sentences(paragraph) if len(s) > 9]) >= 2 and paragraph not in excerpt:
+                assert paragraph.strip() not in shown, (article.title, paragraph)
+        assert not any(line in shown for line in STOCK_LINES)
+        hook = page.locator(".hook-large")
+        changed = page.locator(".tldr dd").first
+        if hook.count() and changed.count():
+            hook_text = hook.inner_text().replace("💡", "").replace("Automatic summary", "").strip()
+            assert not changed.inner_text().startswith(hook_text[:30])
+        expect(
+            page.get_by_role("link", name=f"Read the full article at {article.source.name}")
+        ).to_be_visible()
+        assert no_horizontal_scroll(page)
+        assert headings_fit(page) == []
+        if shots:
+            page.screenshot(path=f"{shots}/article-{language}-{width}.png", full_page=True)
+    assert serious_violations(page) == []
+
+
+@pytest.mark.parametrize("device", WIDTHS)
+def test_the_card_editor_fits_a_phone_and_a_desktop(site, browser, device):
+    from django.contrib.auth.models import Group, User
+
+    from enrichment.models import Insight
+
+    editor = User.objects.create_user("cardeditor", password="a-long-test-password", is_staff=True)
+    editor.groups.add(Group.objects.get(name="Editors"))
+    insight = Insight.objects.filter(article__language="de").order_by("pk").first()
+    width, height = WIDTHS[device]
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(site + f"/admin/login/?next=/admin/desk/card/{insight.pk}/")
+    page.fill("#id_username", "cardeditor")
+    page.fill("#id_password", "a-long-test-password")
+    page.click("input[type=submit]")
+    expect(page.get_by_role("button", name="Save the card")).to_be_visible()
+    assert page.locator("textarea[name$='-passage']").count() >= len(insight.takeaways)
+    assert no_horizontal_scroll(page)
+    assert headings_fit(page) == []
+    shots = os.environ.get("SHOTS_DIR")
+    if shots:
+        page.screenshot(path=f"{shots}/card-editor-{width}.png", full_page=True)
+    page.fill("textarea[name='takeaways-0-text']", "Exactly 987654 of them.")
+    page.click("button[type=submit]")
+    expect(page.get_by_text("the number 987654 is not in its passage").first).to_be_visible()
+    assert no_horizontal_scroll(page)
