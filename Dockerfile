@@ -16,5 +16,5 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --noinput \
 
 USER newsdesk
 EXPOSE 8000
-# Web: gunicorn. Workers: `docker run IMAGE python manage.py qcluster`.
+# Web: gunicorn. Workers: `docker run IMAGE python manage.py workers` (qcluster, stopped cleanly).
 CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py setup_schedules && exec gunicorn aggregator.wsgi:application --bind 0.0.0.0:8000 --workers 3 --access-logfile -"]

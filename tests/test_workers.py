@@ -43,7 +43,7 @@ def test_workers_collect_and_read_every_demo_article(demo_site, tmp_path):
     expected = sum(len(p.articles) for p in load_publications())
 
     cluster = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"],
+        [sys.executable, "manage.py", "workers"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -82,7 +82,7 @@ class Command(BaseCommand):
                     "is the port taken? Set DEMO_PORT to another one."
                 )
             start(python, manage, "runserver", f"127.0.0.1:{port}", "--noreload")
-            start(python, manage, "qcluster")
+            start(python, manage, "workers")
             self.stdout.write("Polling the demo sources once now (workers then read each article) …")
             call_command("poll", all=True)
             if not wait_for(f"http://127.0.0.1:{port}/", 30):
