@@ -19,9 +19,11 @@ def search_articles(articles: QuerySet, query: str) -> QuerySet:
             + SearchVector("text", weight="C", config="simple")
         )
         search_query = SearchQuery(query, search_type="websearch", config="simple")
+        # Match with @@ (every word, as websearch means it); a rank above 0 alone also
+        # lets in articles that match only some of the words.
         return (
-            articles.annotate(rank=SearchRank(vector, search_query))
-            .filter(rank__gt=0)
+            articles.annotate(document=vector, rank=SearchRank(vector, search_query))
+            .filter(document=search_query)
             .order_by("-rank", "-sort_at")
         )
     condition = Q()
