@@ -140,6 +140,18 @@ def spent_today(now: datetime | None = None) -> float:
     return float(total or 0)
 
 
+KEY_REFUSED_PAUSE = timedelta(minutes=10)
+
+
+def key_refused_since(now: datetime) -> datetime | None:
+    """When the API last refused the key (401), if that was the last call and less than
+    KEY_REFUSED_PAUSE ago; else None."""
+    last = ApiCall.objects.filter(batch_id="").order_by("-created_at").only("outcome", "created_at").first()
+    if last is None or last.outcome != "auth" or last.created_at < now - KEY_REFUSED_PAUSE:
+        return None
+    return last.created_at
+
+
 def waiting_for_claude() -> int:
     return (
         Insight.objects.filter(claude_status=Claude.QUEUED).count()
@@ -226,6 +238,20 @@ def enrich_with_claude(
             error=f"daily Claude budget of ${settings.CLAUDE_DAILY_BUDGET:g} reached; extractive card kept",
         )
         return "daily budget reached: extractive card" if insight else _summary(None)
+
+    refused = key_refused_since(now)
+    if refused is not None:
+        # A revoked key fails every call: try again in a while, not once per article.
+        retry_at = refused + KEY_REFUSED_PAUSE
+        insight = extractive_fallback(
+            article,
+            source,
+            claude_status=Claude.RETRY,
+            retry_at=retry_at,
+            error=f"Claude: the API key was refused at {timezone.localtime(refused):%H:%M}; "
+            f"not tried again before {timezone.localtime(retry_at):%H:%M} (set a valid ANTHROPIC_API_KEY)",
+        )
+        return "API key refused: extractive card, Claude later" if insight else _summary(None)
 
     if allow_batch and waiting_for_claude() > settings.CLAUDE_BATCH_THRESHOLD:
         insight = extractive_fallback(article, source, claude_status=Claude.QUEUED, error="")

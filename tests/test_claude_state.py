@@ -4,6 +4,7 @@ named as such), spend today against the budget, the batch backlog, what was drop
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from decimal import Decimal
 from html import unescape
 
@@ -52,8 +53,17 @@ def test_the_desk_names_a_revoked_key(fake, admin_client):
     )
     assert "Last success" in html and "1 API key refused (revoked or wrong)" in html
 
+    # Later articles do not try the refused key again for ten minutes: they keep their
+    # extractive card and come back to Claude after that.
+    later = make_article()
+    assert "API key refused" in enrich_article(later.pk)
+    assert len(fake.message_requests) == 2
+    waiting = Insight.objects.get(article=later)
+    assert waiting.claude_status == Insight.Claude.RETRY and waiting.retry_at > timezone.now()
+
     # Once a call works again, the desk says so; the error stays listed, no longer failing.
     fake.default = fa.valid_card()
+    ApiCall.objects.update(created_at=timezone.now() - timedelta(minutes=11))
     enrich_article(make_article().pk)
     html = desk_text(admin_client)
     assert "Claude API" in html and "failing:" not in html and "working" in html
