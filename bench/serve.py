@@ -74,11 +74,11 @@ def static_path() -> str:
     return "/static/" + manifest["paths"]["site.css"]
 
 
-def wait_for(url: str, seconds: float = 30) -> None:
+def wait_for(url: str, seconds: float = 90) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+            with urllib.request.urlopen(url, timeout=20):  # noqa: S310 (loopback)
                 return
         except OSError:
             time.sleep(0.2)
