@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
@@ -12,7 +14,6 @@ from django.utils.html import format_html, format_html_join
 
 from aggregator.ingest.discover import NoFeedFound, discover_feed
 from aggregator.ingest.opml import OpmlError, export_opml, import_opml
-from aggregator.ingest.poll import poll_source
 from aggregator.models import Article, AudienceTag, Category, PollLog, Source, Story
 
 
@@ -230,17 +231,25 @@ class SourceAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = 'attachment; filename="sources.opml"'
         return response
 
-    @admin.action(description="Fetch now (poll in the foreground, up to 10)")
+    @admin.action(description="Fetch now (the workers poll them at once; the health column follows)")
     def fetch_now(self, request, queryset):
-        for source in queryset[:10]:
-            source.claim_poll(now=timezone.now(), lease_minutes=source.poll_interval or 30)
-            result = poll_source(source)
-            from aggregator.tasks import enqueue_extractions
+        """Claim each source and queue its poll: the request never waits on a feed
+        (a slow one used to hold it past the proxy's timeout)."""
+        from django_q.tasks import async_task
 
-            enqueue_extractions(result.new_article_ids)
-            level = messages.ERROR if result.status == "failed" else messages.SUCCESS
-            self.message_user(request, f"{source.name}: {result}", level)
-            self.log_change(request, source, f"Fetched now: {result}")
+        now = timezone.now()
+        queued = 0
+        for source in queryset[:200]:
+            if source.claim_poll(now=now, lease_minutes=source.poll_interval or 30):
+                async_task("aggregator.tasks.fetch_now_task", source.pk, group="poll")
+                self.log_change(request, source, "Fetch requested")
+                queued += 1
+        self.message_user(
+            request,
+            f"Fetching {queued} source{'s' if queued != 1 else ''} on the workers: the health column "
+            "shows “fetching…” until each poll is done, then its result (reload the page).",
+            messages.SUCCESS,
+        )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("category").annotate(n_articles=Count("articles"))
@@ -253,6 +262,13 @@ class SourceAdmin(admin.ModelAdmin):
     def health(self, obj: Source) -> str:
         if obj.last_polled_at is None:
             return "never polled"
+        pending = obj.last_success_at is None or obj.last_polled_at > obj.last_success_at
+        if (
+            pending
+            and not obj.consecutive_failures
+            and timezone.now() - obj.last_polled_at < timedelta(minutes=5)
+        ):
+            return "fetching…"  # claimed a moment ago, its poll not finished yet
         if obj.consecutive_failures:
             return format_html(
                 '<strong style="color:#b3261e">failing ×{}</strong>: {}',

@@ -159,7 +159,7 @@ def test_an_editor_curates_from_the_admin(live_server, browser, server):
     page_.check("input.action-select")
     page_.select_option("select[name=action]", "fetch_now")
     page_.click("button[name=index]")
-    expect(page_.get_by_text("3 new of 3 entries").first).to_be_visible()
+    expect(page_.get_by_text("Fetching 1 source on the workers").first).to_be_visible()
 
     page_.goto(base + "/admin/enrichment/insight/?reviewed=no")
     page_.locator("#result_list tbody tr th a").first.click()

@@ -164,7 +164,8 @@ def test_editors_add_a_source_from_a_site_and_fetch_it(editor, server):
     response = editor.post(
         "/admin/aggregator/source/", {"action": "fetch_now", "_selected_action": [source.pk]}, follow=True
     )
-    assert "1 new of 1 entries" in response.content.decode()
+    assert "Fetching 1 source on the workers" in response.content.decode()
+    assert Article.objects.filter(source=source).count() == 1  # tests run tasks inline
     with LoopbackServer() as bare:
         nofeed = bare.route("/", Reply(200, home(), {"Content-Type": "text/html"}))
         html = editor.post("/admin/aggregator/source/add-from-site/", {"url": nofeed}).content.decode()
@@ -280,3 +281,29 @@ def test_admin_is_staff_only(client, db):
     client.login(username="reader", password="pw-for-tests")
     assert client.get("/admin/").status_code == 302
     assert client.get("/admin/desk/").status_code == 302
+
+
+def test_fetch_now_queues_the_poll_and_shows_its_progress(editor, server, monkeypatch):
+    """The request only claims and enqueues: the feed is read by a worker, and the
+    health column says "fetching…" until it has been."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+
+    from aggregator.tasks import fetch_now_task
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # a real queue, as in production
+    url = server.route("/feed.xml", Reply(200, FEED))
+    source = Source.objects.create(name="Queued", slug="queued", feed_url=url)
+    broker = get_broker()
+    broker.purge_queue()
+    html = editor.post(
+        "/admin/aggregator/source/", {"action": "fetch_now", "_selected_action": [source.pk]}, follow=True
+    ).content.decode()
+    assert "Fetching 1 source on the workers" in html and "fetching…" in html
+    assert server.requests == [] and not Article.objects.exists()  # nothing fetched in the request
+    assert broker.queue_size() == 1
+    broker.purge_queue()
+
+    fetch_now_task(source.pk)  # what the worker runs
+    html = editor.get("/admin/aggregator/source/").content.decode()
+    assert "fetching…" not in html and Article.objects.filter(source=source).count() == 1
