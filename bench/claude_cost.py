@@ -89,6 +89,16 @@ def main() -> None:
         os.environ["ANTHROPIC_BASE_URL"] = fake.url
         settings.ANTHROPIC_API_KEY, settings.ENRICHMENT_BACKEND = "bench", "claude"
         settings.CLAUDE_DAILY_BUDGET = 10**6
+        fake.cache_min_tokens = int(os.environ.get("CACHE_MIN_TOKENS", "4096"))
+        from enrichment.backends.claude import request_params
+        from enrichment.service import source_text
+
+        system = request_params(source_text(Article.objects.first()))["system"]
+        prefix = sum(len(b["text"]) for b in system) // 4  # the fake API's estimate
+        print(
+            f"cacheable prefix ~{prefix:,} tokens; the model's minimum assumed {fake.cache_min_tokens:,} "
+            f"(CACHE_MIN_TOKENS): {'cached' if prefix >= fake.cache_min_tokens else 'too short, nothing cached, no saving counted'}"
+        )
         PRICES = settings.CLAUDE_PRICES[settings.CLAUDE_MODEL]  # noqa: N806
         print(
             f"model {settings.CLAUDE_MODEL}; $/MTok in {PRICES['input']}, out "
