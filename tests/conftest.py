@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from aggregator.demo.server import make_server
+from tests.fake_anthropic import FakeAnthropic
 from tests.servers import LoopbackServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +56,20 @@ def pytest_make_collect_report(collector):
     if IN_CI and report.outcome == "skipped":  # a module-level importorskip or skip
         report.outcome = "failed"
         report.longrepr = f"CI=true: {collector.nodeid} may not be skipped, but was: {report.longrepr}"
+
+
+@pytest.fixture
+def claude_api(settings, monkeypatch):
+    """The fake Messages API on loopback, with the site set to write its cards through it
+    (the real SDK, a short timeout, a budget no test reaches, no batches)."""
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        settings.ANTHROPIC_API_KEY = "test-key"
+        settings.ENRICHMENT_BACKEND = "claude"
+        settings.CLAUDE_TIMEOUT = 5
+        settings.CLAUDE_DAILY_BUDGET = 100.0
+        settings.CLAUDE_BATCH_THRESHOLD = 1000
+        yield fake
 
 
 @pytest.fixture

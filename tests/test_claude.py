@@ -29,15 +29,8 @@ Claude = Insight.Claude
 
 
 @pytest.fixture
-def fake(settings, monkeypatch):
-    with fa.FakeAnthropic() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        settings.ANTHROPIC_API_KEY = "test-key"
-        settings.ENRICHMENT_BACKEND = "claude"
-        settings.CLAUDE_TIMEOUT = 5
-        settings.CLAUDE_DAILY_BUDGET = 100.0
-        settings.CLAUDE_BATCH_THRESHOLD = 1000
-        yield server
+def fake(claude_api):
+    return claude_api
 
 
 def make_article(

@@ -37,16 +37,9 @@ PAGE = f"""<!doctype html><html lang="en"><head><title>{TITLE}</title></head><bo
 
 
 @pytest.fixture
-def fake(settings, monkeypatch):
-    with fa.FakeAnthropic() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        settings.ANTHROPIC_API_KEY = "test-key"
-        settings.ENRICHMENT_BACKEND = "claude"
-        settings.CLAUDE_MAX_RETRIES = 0
-        settings.CLAUDE_DAILY_BUDGET = 100.0
-        settings.CLAUDE_BATCH_THRESHOLD = 1000
-        settings.GROUNDING_MODE = "drop"
-        yield server
+def fake(claude_api, settings):
+    settings.GROUNDING_MODE = "drop"
+    return claude_api
 
 
 def extracted_article() -> Article:

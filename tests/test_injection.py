@@ -157,12 +157,8 @@ def test_an_obeying_models_line_appears_on_no_page_and_in_no_feed(
 
 
 @pytest.fixture
-def fake(settings, monkeypatch):
-    with fa.FakeAnthropic() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        settings.ANTHROPIC_API_KEY, settings.ENRICHMENT_BACKEND = "test-key", "claude"
-        settings.CLAUDE_DAILY_BUDGET, settings.CLAUDE_BATCH_THRESHOLD = 100.0, 1000
-        yield server
+def fake(claude_api):
+    return claude_api
 
 
 @pytest.mark.django_db

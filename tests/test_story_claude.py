@@ -29,15 +29,9 @@ NORTHWIND = (
 
 
 @pytest.fixture
-def fake(settings, monkeypatch):
-    with fa.FakeAnthropic() as server:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
-        settings.ANTHROPIC_API_KEY = "test-key"
-        settings.ENRICHMENT_BACKEND = "claude"
-        settings.CLAUDE_STORY_CARDS = True
-        settings.CLAUDE_TIMEOUT = 5
-        settings.CLAUDE_DAILY_BUDGET = 100.0
-        yield server
+def fake(claude_api, settings):
+    settings.CLAUDE_STORY_CARDS = True
+    return claude_api
 
 
 @pytest.fixture
