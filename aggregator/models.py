@@ -276,7 +276,7 @@ class ArticleQuerySet(models.QuerySet):
         return (
             self.select_related("source", "category", "insight", "story")
             .prefetch_related("audiences")
-            .defer("text", "content_html", "summary_html")
+            .defer("text", "content_html", "summary_html", "sentences")
             .order_by("-is_featured", "-sort_at", "-pk")
         )
 
@@ -473,6 +473,13 @@ class Article(models.Model):
         blank=True,
         help_text="Sentences of the text addressed to an AI model (prompt injection), found at "
         'extraction: [{"sentence", "reason"}]. They are never summarized, cited or shown.',
+    )
+
+    sentences = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The body split once into sentences (enrichment.sentences): claims cite them by "
+        "number (1 is the first), and the passages readers see are built from them.",
     )
 
     is_featured = models.BooleanField(default=False)

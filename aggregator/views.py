@@ -202,7 +202,7 @@ def story(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("This story has no visible articles")
     reports = Paginator(
         visible.select_related("source", "insight")
-        .defer("text", "content_html", "summary_html")
+        .defer("text", "content_html", "summary_html", "sentences")
         .order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk"),
         STORY_PAGE_SIZE,
     ).get_page(request.GET.get("page"))

@@ -23,6 +23,7 @@ from enrichment.grounding import Counts, ground_card
 from enrichment.injection import find_instructions, without_instructions
 from enrichment.models import ApiCall, Insight
 from enrichment.related import related_ids
+from enrichment.sentences import sentences_of
 
 logger = logging.getLogger(__name__)
 State = Article.State
@@ -54,6 +55,7 @@ def source_text(article: Article) -> SourceText:
         categories=dict(Category.objects.values_list("slug", "keywords")),
         audiences=dict(AudienceTag.objects.values_list("slug", "keywords")),
         instructions=[f.sentence for f in flags] + [f["sentence"] for f in article.model_instructions or []],
+        sentences=sentences_of(article),
     )
 
 

@@ -14,6 +14,7 @@ from aggregator.ingest.extract import Extraction, ExtractionError, clip_text, ex
 from aggregator.ingest.http import FetchError, FetchResult, fetch
 from aggregator.models import Article, excerpt_of, text_fingerprint
 from enrichment.injection import find_instructions, without_instructions
+from enrichment.sentences import split as split_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ def extract_article(
         outcome = f"extracted {len(page.text):,} characters"
     fields["text_hash"] = text_fingerprint(fields["text"])
     fields.update(instruction_fields(fields["text"], fields.get("excerpt", article.excerpt)))
+    fields["sentences"] = split_sentences(
+        fields["text"], language=fields.get("language") or article.language, title=article.title
+    )
     updated = Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(**fields)
     return outcome if updated else "skipped: another worker finished it first"
 
@@ -123,6 +127,7 @@ def recover_stuck(*, now: datetime | None = None) -> list[int]:
         feed_text = html_to_text(article.content_html or article.summary_html)
         Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(
             **instruction_fields(feed_text, article.excerpt),
+            sentences=split_sentences(feed_text, language=article.language, title=article.title),
             state=State.EXTRACTED,
             state_changed_at=now,
             extracted_at=now,

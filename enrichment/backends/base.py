@@ -27,6 +27,9 @@ class SourceText:
     # Sentences addressed to a model, already removed from `text` (enrichment.injection):
     # a card that echoes them is refused.
     instructions: list[str] = field(default_factory=list)
+    # The article's stored sentences (enrichment.sentences): claims cite them by number,
+    # 1 for the first. The text above is the same body, for what is not cited.
+    sentences: list[str] = field(default_factory=list)
 
 
 @dataclass
