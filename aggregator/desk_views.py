@@ -41,5 +41,11 @@ def card_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "desk/card.html",
-        {"insight": insight, "article": insight.article, "card": card, "lists": lists},
+        {
+            "insight": insight,
+            "article": insight.article,
+            "card": card,
+            "lists": lists,
+            "sentences": card.article.sentences,
+        },
     )

@@ -1,6 +1,7 @@
 """Editing a card at the desk: one field per part, one form per takeaway, implication and
-timeline entry with the passage it rests on; every claim an editor writes is held to the
-same grounding rules as the machine's (enrichment.grounding.check_claim)."""
+timeline entry with the sentences it cites (by number: the passage is then built from the
+article's stored sentences) or a passage quoted from the text; every claim an editor
+writes is held to the same grounding rules as the machine's (enrichment.grounding)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,37 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
-from enrichment.grounding import TLDR_PARTS, ArticleText, check_claim
+from enrichment.grounding import TLDR_PARTS, ArticleText, check_cited, check_claim, cited_ids
 from enrichment.models import Correction, Insight
+from enrichment.sentences import sentences_of
 
 TEXTAREA = forms.Textarea(attrs={"rows": 2})
 PASSAGE = forms.Textarea(attrs={"rows": 2, "class": "passage-field"})
+SENTENCE_HELP = (
+    "Numbers of the article's sentences (listed above), e.g. 3, 4; or leave empty and quote a passage."
+)
+
+
+def sentence_ids_field(label: str = "Sentences it cites") -> forms.CharField:
+    return forms.CharField(
+        max_length=40,
+        required=False,
+        label=label,
+        help_text=SENTENCE_HELP,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "class": "sentence-ids"}),
+    )
+
+
+def ground(claim: str, ids: str, passage: str, article: ArticleText, *, date: str = "") -> tuple[str, str]:
+    """(passage, reason): cited sentences when numbers are given, else the quoted passage."""
+    if cited_ids(ids):
+        return check_cited(claim, ids, article, date=date)
+    return passage, check_claim(claim, passage, article, date=date)
+
+
+def quoted_instead(form: forms.Form, ids_field: str, passage_field: str) -> bool:
+    """The editor rewrote the passage and left the sentence numbers: the quotation wins."""
+    return passage_field in form.changed_data and ids_field not in form.changed_data
 
 
 def article_text_for(insight: Insight) -> ArticleText:
@@ -29,6 +56,7 @@ def article_text_for(insight: Insight) -> ArticleText:
         language=article.language,
         claim_language=insight.language,
         others=others,
+        sentences=sentences_of(article),
     )
 
 
@@ -48,23 +76,32 @@ class GroundedForm(forms.Form):
         data = super().clean()
         if not data or (self.empty_permitted and not self.has_changed()) or data.get("DELETE"):
             return data
-        reason = check_claim(
-            self.claim(data), data.get("passage", ""), self.article, date=data.get("date", "")
+        if quoted_instead(self, "sentences", "passage"):
+            data["sentences"] = ""
+        passage, reason = ground(
+            self.claim(data),
+            data.get("sentences", ""),
+            data.get("passage", ""),
+            self.article,
+            date=data.get("date", ""),
         )
         if reason:
             raise forms.ValidationError(f"Not shown to readers: {reason}.")
+        data["passage"], data["sentences"] = passage, cited_ids(data.get("sentences", ""))
         return data
 
 
 class TakeawayForm(GroundedForm):
     text = forms.CharField(max_length=400, widget=TEXTAREA, label="Takeaway")
-    passage = forms.CharField(max_length=800, widget=PASSAGE, label="Passage of the article")
+    sentences = sentence_ids_field()
+    passage = forms.CharField(max_length=5000, widget=PASSAGE, required=False, label="Passage of the article")
 
 
 class ImplicationForm(GroundedForm):
     prediction = forms.CharField(max_length=400, widget=TEXTAREA)
     reasoning = forms.CharField(max_length=400, widget=TEXTAREA, required=False)
-    passage = forms.CharField(max_length=800, widget=PASSAGE, label="Passage of the article")
+    sentences = sentence_ids_field()
+    passage = forms.CharField(max_length=5000, widget=PASSAGE, required=False, label="Passage of the article")
 
     def claim(self, data: dict) -> str:
         return f"{data.get('prediction', '')} {data.get('reasoning', '')}".strip()
@@ -75,12 +112,14 @@ class TimelineForm(GroundedForm):
         regex=r"^\d{4}(-\d{2}(-\d{2})?)?$", max_length=10, help_text="YYYY, YYYY-MM or YYYY-MM-DD"
     )
     text = forms.CharField(max_length=300, widget=TEXTAREA, label="What happened")
-    passage = forms.CharField(max_length=800, widget=PASSAGE, required=False, label="Passage of the article")
+    sentences = sentence_ids_field()
+    passage = forms.CharField(max_length=5000, widget=PASSAGE, required=False, label="Passage of the article")
     article_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
         data = forms.Form.clean(self)
-        if data and data.get("article_id") and not data.get("passage"):
+        if data and data.get("article_id") and not data.get("passage") and not data.get("sentences"):
+            data["sentences"] = []
             return data  # an earlier article of the story, linked rather than quoted
         return super().clean()
 
@@ -88,14 +127,17 @@ class TimelineForm(GroundedForm):
 class CardForm(forms.Form):
     title = forms.CharField(max_length=500, required=False, help_text="Empty: the publisher's headline.")
     hook = forms.CharField(max_length=90, required=False, widget=TEXTAREA)
-    hook_passage = forms.CharField(max_length=800, required=False, widget=PASSAGE, label="Hook: passage")
+    hook_sentences = sentence_ids_field("Hook: sentences it cites")
+    hook_passage = forms.CharField(max_length=5000, required=False, widget=PASSAGE, label="Hook: passage")
     what_changed = forms.CharField(max_length=600, required=False, widget=TEXTAREA)
+    what_changed_sentences = sentence_ids_field("What changed: sentences it cites")
     what_changed_passage = forms.CharField(
-        max_length=800, required=False, widget=PASSAGE, label="What changed: passage"
+        max_length=5000, required=False, widget=PASSAGE, label="What changed: passage"
     )
     why_it_matters = forms.CharField(max_length=600, required=False, widget=TEXTAREA)
+    why_it_matters_sentences = sentence_ids_field("Why it matters: sentences it cites")
     why_it_matters_passage = forms.CharField(
-        max_length=800, required=False, widget=PASSAGE, label="Why it matters: passage"
+        max_length=5000, required=False, widget=PASSAGE, label="Why it matters: passage"
     )
     what_next = forms.CharField(
         max_length=600, required=False, widget=TEXTAREA, help_text="Advice: shown only if not empty."
@@ -111,10 +153,17 @@ class CardForm(forms.Form):
     def clean(self):
         data = super().clean()
         for part in TLDR_PARTS:
+            if quoted_instead(self, f"{part}_sentences", f"{part}_passage"):
+                data[f"{part}_sentences"] = ""
             if data.get(part):
-                reason = check_claim(data[part], data.get(f"{part}_passage", ""), self.article)
+                ids = data.get(f"{part}_sentences", "")
+                passage, reason = ground(data[part], ids, data.get(f"{part}_passage", ""), self.article)
                 if reason:
-                    self.add_error(f"{part}_passage", f"Not shown to readers: {reason}.")
+                    field = f"{part}_sentences" if cited_ids(ids) else f"{part}_passage"
+                    self.add_error(field, f"Not shown to readers: {reason}.")
+                else:
+                    data[f"{part}_passage"] = passage
+            data[f"{part}_sentences"] = cited_ids(data.get(f"{part}_sentences", ""))
         return data
 
 
@@ -127,10 +176,14 @@ ImplicationFormSet = _formset(ImplicationForm)
 TimelineFormSet = _formset(TimelineForm)
 LISTS = {"takeaways": TakeawayFormSet, "implications": ImplicationFormSet, "timeline": TimelineFormSet}
 FIELDS = {
-    "takeaways": ("text", "passage"),
-    "implications": ("prediction", "reasoning", "passage"),
-    "timeline": ("date", "text", "passage", "article_id"),
+    "takeaways": ("text", "sentences", "passage"),
+    "implications": ("prediction", "reasoning", "sentences", "passage"),
+    "timeline": ("date", "text", "sentences", "passage", "article_id"),
 }
+
+
+def _ids_text(ids) -> str:
+    return ", ".join(str(i) for i in cited_ids(ids))
 
 
 def card_forms(insight: Insight, data=None) -> tuple[CardForm, dict[str, forms.BaseFormSet]]:
@@ -140,12 +193,17 @@ def card_forms(insight: Insight, data=None) -> tuple[CardForm, dict[str, forms.B
         for name in ("title", "hook", "what_changed", "why_it_matters", "what_next")
     }
     initial |= {f"{part}_passage": (insight.support or {}).get(part, "") for part in TLDR_PARTS}
+    cites = insight.support_sentences or {}
+    initial |= {f"{part}_sentences": _ids_text(cites.get(part)) for part in TLDR_PARTS}
     card = CardForm(data, initial=initial, article=article)
     lists = {
         name: formset(
             data,
             prefix=name,
-            initial=[{k: item.get(k) for k in FIELDS[name]} for item in getattr(insight, name)],
+            initial=[
+                {k: _ids_text(item.get(k)) if k == "sentences" else item.get(k) for k in FIELDS[name]}
+                for item in getattr(insight, name)
+            ],
             form_kwargs={"article": article},
         )
         for name, formset in LISTS.items()
@@ -181,6 +239,9 @@ def save_card(insight: Insight, card: CardForm, lists: dict, *, editor) -> list[
         insight.support = {
             p: data[f"{p}_passage"] for p in TLDR_PARTS if data.get(p) and data.get(f"{p}_passage")
         }
+        insight.support_sentences = {
+            p: data[f"{p}_sentences"] for p in insight.support if data.get(f"{p}_sentences")
+        }
         if data.get("mark_reviewed"):
             insight.reviewed_at, insight.reviewed_by = timezone.now(), editor
         insight.save()
@@ -189,7 +250,10 @@ def save_card(insight: Insight, card: CardForm, lists: dict, *, editor) -> list[
 
 def _comparable(name: str, value):
     if name in FIELDS:
-        return [{k: item.get(k) or None for k in FIELDS[name]} for item in value]
+        return [
+            {k: (cited_ids(item.get(k)) if k == "sentences" else item.get(k)) or None for k in FIELDS[name]}
+            for item in value
+        ]
     return value or ""
 
 

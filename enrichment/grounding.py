@@ -10,8 +10,10 @@ A claim is shown only when its passage
   appears in the passage, and the claim does not flip its negation.
 
 `check_claim(claim, passage, article)` returns "" when the claim may be shown, else the
-reason, in words an editor reads. Issue 13 feeds it the stored sentences a claim cites
-(joined) as `passage`; nothing else changes.
+reason, in words an editor reads. Cards cite sentence ids (`check_cited`): the passage is
+then the article's stored sentences with those numbers (enrichment.sentences), joined,
+so it is in the text by construction, and the same rules decide the rest. A verbatim
+passage (older cards, an editor's quotation) is checked by `check_claim` as it is.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class ArticleText:
     claim_language: str = ""  # the language the card is written in
     # Other texts a claim may cite (earlier articles of the same story).
     others: list[str] = field(default_factory=list)
+    # The article's stored sentences: what a claim cites by number (1 is the first).
+    sentences: list[str] = field(default_factory=list)
 
     @cached_property
     def body_norm(self) -> str:
@@ -319,9 +323,47 @@ def check_claim(claim: str, passage: str, article: ArticleText, *, date: str = "
         if article.in_title(passage):
             return "the passage is only in the headline, not in the article's text"
         return "the passage is not in the article's text"
+    return _states(claim, passage, article, date=date)
+
+
+def _states(claim: str, passage: str, article: ArticleText, *, date: str = "") -> str:
     if date and not date_in(date, passage):
         return f"the date {date} is not in its passage"
     return consistency(claim, passage, article)
+
+
+MAX_CITED = 4
+
+
+def cited_ids(raw) -> list[int]:
+    """Sentence ids as a card stores them ([3, 4]) or an editor types them ("3, 4")."""
+    if isinstance(raw, str):
+        return [int(x) for x in re.findall(r"-?\d+", raw)]
+    return [int(x) for x in raw or [] if isinstance(x, int) or str(x).lstrip("-").isdigit()]
+
+
+def check_cited(claim: str, ids, article: ArticleText, *, date: str = "") -> tuple[str, str]:
+    """(passage, reason) for a claim citing the article's sentences by number: the
+    passage is built from the stored sentences (never from the claim's author), and
+    the reason is "" when the claim may be shown. An id that does not exist, a sentence
+    that is the headline, or a passage that fails the rules of `check_claim` drops it."""
+    from enrichment.sentences import passage_of
+
+    ids = cited_ids(ids)
+    if not ids:
+        return "", "no sentence cited"
+    missing = [i for i in ids if not 1 <= i <= len(article.sentences)]
+    if missing:
+        return "", f"it cites sentence {missing[0]}, which the article does not have"
+    if len(set(ids)) > MAX_CITED:
+        return "", f"it cites {len(set(ids))} sentences; at most {MAX_CITED} may support one claim"
+    passage = passage_of(article.sentences, ids)
+    title = _EDGE.sub("", normalize(article.title))
+    if title and any(_EDGE.sub("", normalize(article.sentences[i - 1])) == title for i in ids):
+        return passage, "the passage is only in the headline, not in the article's text"
+    if not is_clause(passage):
+        return passage, "the passage is too short to support a claim (not a full clause)"
+    return passage, _states(claim, passage, article, date=date)
 
 
 def date_in(date: str, passage: str) -> bool:
@@ -383,15 +425,19 @@ def article_text_of(source, *, claim_language: str = "") -> ArticleText:
         language=source.language,
         claim_language=claim_language,
         others=[text for _pk, _when, _title, text in source.story],
+        sentences=list(source.sentences),
     )
 
 
 def ground_card(draft, source, *, mode: str = "drop") -> tuple[object, Counts]:
     """Check every claim of a CardDraft against the SourceText it was written from.
 
-    A claim that fails is taken off (with mode="mark": kept, marked unsupported) and
-    recorded in `draft.dropped` with its reason; the hook and TL;DR parts are checked
-    against the passages in `draft.support`. Every string is cleaned and bounded.
+    A claim citing sentence ids (`draft.cites` for the hook and TL;DR, `.sentences` on
+    takeaways, implications and timeline entries) gets its passage built from the
+    stored sentences; one carrying only a verbatim passage (an older card) is checked
+    as it is. A claim that fails is taken off (with mode="mark": kept, marked
+    unsupported) and recorded in `draft.dropped` with its reason. Every string is
+    cleaned and bounded.
     """
     from aggregator.ingest.clean import strip_invisible
     from enrichment.backends.base import TimelineEntry
@@ -404,29 +450,42 @@ def ground_card(draft, source, *, mode: str = "drop") -> tuple[object, Counts]:
     counts = Counts()
     draft.dropped = []
 
-    def verdict(part: str, claim: str, passage: str, **kw) -> bool:
-        reason = check_claim(claim, passage, article, **kw)
+    def verdict(part: str, claim: str, passage: str, ids: list[int] | None, **kw) -> tuple[bool, str]:
+        """(kept, passage): the passage is the stored sentences when ids are cited."""
+        if ids:
+            passage, reason = check_cited(claim, ids, article, **kw)
+        else:
+            reason = check_claim(claim, passage, article, **kw)
         if not reason:
             counts.kept += 1
-            return True
+            return True, passage
         counts.unsupported += 1
         draft.dropped.append(
             {"part": part, "text": clean(claim, 400), "passage": clean(passage, 800), "reason": reason}
+            | ({"sentences": cited_ids(ids)} if ids else {})
         )
-        return False
+        return False, passage
 
     draft.title = clean(draft.title, 500)
     draft.hook = clean(draft.hook, HOOK_MAX)
     for name in ("what_changed", "why_it_matters", "what_next"):
         setattr(draft, name, clean(getattr(draft, name), 600))
-    support = {k: clean(v, 800) for k, v in (draft.support or {}).items() if k in TLDR_PARTS}
+    cites = {k: cited_ids(v) for k, v in (getattr(draft, "cites", None) or {}).items() if k in TLDR_PARTS}
+    support = {k: v for k, v in (draft.support or {}).items() if k in TLDR_PARTS}
     for name in TLDR_PARTS:
         value = getattr(draft, name)
-        if value and not verdict(name.replace("_", " "), value, support.get(name, "")):
+        if not value:
+            continue
+        ok, passage = verdict(name.replace("_", " "), value, support.get(name, ""), cites.get(name))
+        if passage:
+            support[name] = passage if cites.get(name) else clean(passage, 800)
+        if not ok:
             support.pop(name, None)
+            cites.pop(name, None)
             if mode != "mark":
                 setattr(draft, name, "")
     draft.support = {k: v for k, v in support.items() if getattr(draft, k)}
+    draft.cites = {k: v for k, v in cites.items() if getattr(draft, k) and k in draft.support}
 
     def check(items: list, part: str, claim_of, *, limit: int) -> list:
         kept = []
@@ -438,7 +497,10 @@ def ground_card(draft, source, *, mode: str = "drop") -> tuple[object, Counts]:
             if item.article_id if isinstance(item, TimelineEntry) else False:
                 item.article_id = None  # a link to an article that is not in this story
             date = item.date if isinstance(item, TimelineEntry) else ""
-            if not verdict(part, claim_of(item), item.passage, date=date):
+            ids = cited_ids(getattr(item, "sentences", None))
+            ok, item.passage = verdict(part, claim_of(item), item.passage, ids, date=date)
+            item.sentences = ids if ok else []
+            if not ok:
                 item.supported = False
                 if mode != "mark":
                     continue
@@ -450,13 +512,20 @@ def ground_card(draft, source, *, mode: str = "drop") -> tuple[object, Counts]:
         draft.implications, "implication", lambda i: f"{i.prediction} {i.reasoning}", limit=5
     )
     draft.timeline = check(draft.timeline, "timeline", lambda t: t.text, limit=12)
+    # A cited passage is our stored sentences, shown whole; a quoted one is bounded.
     for item in draft.takeaways:
-        item.text, item.passage = clean(item.text, 400), clean(item.passage, 800)
+        item.text, item.passage = (
+            clean(item.text, 400),
+            item.passage if item.sentences else clean(item.passage, 800),
+        )
     for item in draft.implications:
         item.prediction, item.reasoning = clean(item.prediction, 400), clean(item.reasoning, 400)
-        item.passage = clean(item.passage, 800)
+        item.passage = item.passage if item.sentences else clean(item.passage, 800)
     for item in draft.timeline:
-        item.text, item.passage = clean(item.text, 300), clean(item.passage, 800)
+        item.text, item.passage = (
+            clean(item.text, 300),
+            item.passage if item.sentences else clean(item.passage, 800),
+        )
     draft.audiences = {
         slug: clean(reason, 200) for slug, reason in draft.audiences.items() if slug in source.audiences
     }

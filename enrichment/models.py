@@ -20,7 +20,7 @@ class Insight(models.Model):
     what_changed = models.TextField(blank=True)
     why_it_matters = models.TextField(blank=True)
     what_next = models.TextField(blank=True)
-    takeaways = models.JSONField(default=list, blank=True, help_text='[{"text", "passage"}]')
+    takeaways = models.JSONField(default=list, blank=True, help_text='[{"text", "passage", "sentences"}]')
     implications = models.JSONField(
         default=list, blank=True, help_text='[{"prediction", "reasoning", "passage"}]'
     )
@@ -32,6 +32,11 @@ class Insight(models.Model):
         default=dict,
         blank=True,
         help_text='The passages the hook and TL;DR rest on: {"hook", "what_changed", "why_it_matters"}.',
+    )
+    support_sentences = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The article\'s sentence ids those passages are: {"hook": [2], "what_changed": [1]}.',
     )
     dropped = models.JSONField(
         default=list,

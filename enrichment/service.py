@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -179,13 +180,16 @@ def record_call(
     )
 
 
-def usage_fields(usage, *, batch: bool = False) -> dict:
+def usage_fields(usage, *, batch: bool = False, calls: list | None = None) -> dict:
+    """Tokens and dollars for a card; its cost is the sum of its calls' recorded costs
+    when it took several (each rounded as recorded), so the two always agree."""
+    cost = sum((c.usage.cost(batch=batch) for c in calls), Decimal(0)) if calls else usage.cost(batch=batch)
     return {
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "cache_read_tokens": usage.cache_read_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
-        "cost_usd": usage.cost(batch=batch),
+        "cost_usd": cost,
     }
 
 
@@ -226,6 +230,7 @@ def enrich_with_claude(
             implications=[Implication(**i) for i in twin.implications],
             timeline=[TimelineEntry(**t) for t in twin.timeline],
             support=dict(twin.support),
+            cites=dict(twin.support_sentences or {}),
         )
         insight = store(article, source, draft, claude_status=Claude.SHARED, error="", cost_usd=0)
         return (
@@ -277,7 +282,7 @@ def enrich_with_claude(
             attempts=calls,
             retry_at=now + wait if retry else None,
             error=f"Claude: {exc}",
-            **usage_fields(_total(enricher.attempts)),
+            **usage_fields(_total(enricher.attempts), calls=enricher.attempts),
         )
         return f"Claude failed ({exc.outcome}): {exc}; extractive card kept" if insight else _summary(None)
     record_attempts(article, enricher.attempts)
@@ -290,7 +295,7 @@ def enrich_with_claude(
         retry_at=None,
         error="",
         batch_id="",
-        **usage_fields(_total(enricher.attempts)),
+        **usage_fields(_total(enricher.attempts), calls=enricher.attempts),
     )
     return _summary(insight)
 

@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 _SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]")
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 UNGROUNDED_PASSAGE = "A law called the Synthetic Media Act was passed in 2025."
+MISSING_ID = 999
 
 
 @dataclass
@@ -68,35 +69,62 @@ def article_text(body: dict) -> str:
     return ""
 
 
+_NUMBERED = re.compile(r"^\[(\d+)\] (.+)$", re.MULTILINE)
+
+
 def sentences(text: str) -> list[str]:
     """Whole sentences of the text, verbatim, long enough to be a passage (8..600 chars)."""
     return [s for s in (m.strip() for m in _SENTENCE.findall(text)) if 12 <= len(s) <= 600]
 
 
-def card_for(body: dict) -> dict:
-    """A card that validates against ClaudeCard and passes grounding: every passage a
-    sentence of the article, every claim that sentence's words (so its numbers, names and
-    negation are the passage's)."""
-    sents = sentences(article_text(body)) or ["The article has no usable text at all."]
+def numbered_sentences(text: str) -> list[tuple[int, str]]:
+    """(id, sentence) of a document sent as numbered sentences ("[n] sentence" lines),
+    long enough to carry a claim; for a document of plain text, its sentences from 1."""
+    found = [(int(m.group(1)), m.group(2).strip()) for m in _NUMBERED.finditer(text)]
+    if not found:
+        found = list(enumerate(sentences(text), 1))
+    return [(n, s) for n, s in found if len(s) >= 12 and len(s.split()) >= 6 or len(s) >= 12 and _cjk(s)]
+
+
+def _cjk(text: str) -> bool:
+    return len(re.findall(r"[\u3400-\u9fff]", text)) >= 12
+
+
+def card_for(body: dict, *, verbatim: bool = False) -> dict:
+    """A card that validates against ClaudeCard and passes grounding: every claim cites
+    one sentence of the article by its number and is made of that sentence's words (so
+    its numbers, names and negation are the sentence's). `verbatim=True`: the same card
+    as a model copying its passages would write it (the cost benchmark's baseline)."""
+    sents = numbered_sentences(article_text(body)) or [(1, "The article has no usable text at all.")]
     pick = (sents * 3)[:3]
-    dated = [s for s in sents if _YEAR.search(s)][:3]
+    dated = [(n, s) for n, s in sents if _YEAR.search(s)][:3]
     last = sents[-1]
+    hook = sents[min(1, len(sents) - 1)]
+
+    def cite(n: int, s: str) -> dict:
+        return {"passage": s} if verbatim else {"sentences": [n]}
+
+    def tldr(name: str, n: int, s: str) -> dict:
+        return {f"{name}_passage": s} if verbatim else {f"{name}_sentences": [n]}
+
     return {
         "title": "Fake headline in English",
-        "hook": _claim(sents[min(1, len(sents) - 1)], 90),
-        "hook_passage": sents[min(1, len(sents) - 1)],
-        "what_changed": _claim(sents[0], 400),
-        "what_changed_passage": sents[0],
-        "why_it_matters": _claim(last, 400),
-        "why_it_matters_passage": last,
+        "hook": _claim(hook[1], 90),
+        **tldr("hook", *hook),
+        "what_changed": _claim(sents[0][1], 400),
+        **tldr("what_changed", *sents[0]),
+        "why_it_matters": _claim(last[1], 400),
+        **tldr("why_it_matters", *last),
         "what_next": "Read the full article and check the sources it cites.",
         "category": "ai",
         "audiences": [{"slug": "developers", "reason": "The article is about tools developers use."}],
-        "takeaways": [{"text": _claim(s, 300), "passage": s} for s in pick],
+        "takeaways": [{"text": _claim(s, 300), **cite(n, s)} for n, s in pick],
         "implications": [
-            {"prediction": _claim(last, 300), "reasoning": "The article says so.", "passage": last}
+            {"prediction": _claim(last[1], 300), "reasoning": "The article says so.", **cite(*last)}
         ],
-        "timeline": [{"date": _YEAR.search(s).group(0), "text": _claim(s, 240), "passage": s} for s in dated],
+        "timeline": [
+            {"date": _YEAR.search(s).group(0), "text": _claim(s, 240), **cite(n, s)} for n, s in dated
+        ],
     }
 
 
@@ -138,13 +166,19 @@ def usage_for(body: dict, fake: FakeAnthropic, text: str) -> dict:
             else:
                 cache_write = system_tokens
                 fake.seen_systems.add(system_text)
-    total = len(json.dumps(body, ensure_ascii=False)) // 4
+    total = count_tokens(body)
     return {
         "input_tokens": max(total - cache_read - cache_write, 1),
         "output_tokens": max(len(text) // 4, 1),
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
     }
+
+
+def count_tokens(body: dict) -> int:
+    """The fake's estimate of a request's input tokens (what /v1/messages/count_tokens
+    answers and usage reports): a token per four characters of the request's JSON."""
+    return max(len(json.dumps(body, ensure_ascii=False)) // 4, 1)
 
 
 def message(body: dict, fake: FakeAnthropic, *, text: str, stop_reason: str = "end_turn", **extra) -> dict:
@@ -185,11 +219,12 @@ def raw_text(text: str) -> Responder:
 
 
 def ungrounded() -> Responder:
-    """A valid card whose first takeaway rests on a sentence that is not in the article."""
+    """A valid card whose first takeaway states what the article does not (UNGROUNDED_PASSAGE)
+    and cites a sentence number the article does not have."""
 
     def respond(body, fake):
         card = card_for(body)
-        card["takeaways"][0]["passage"] = UNGROUNDED_PASSAGE
+        card["takeaways"][0] = {"text": UNGROUNDED_PASSAGE, "sentences": [MISSING_ID]}
         return Reply(200, message(body, fake, text=json.dumps(card)))
 
     return respond
@@ -328,6 +363,8 @@ class FakeAnthropic:
                     self._send(Reply(400, {"type": "error", "error": error_body}))
                 elif path == "/v1/messages":
                     self._send(fake.resolve(fake.next_responder(), body))
+                elif path == "/v1/messages/count_tokens":
+                    self._send(Reply(200, {"input_tokens": count_tokens(body)}))
                 elif path == "/v1/messages/batches":
                     self._send(Reply(200, fake.create_batch(body.get("requests") or [])))
                 else:

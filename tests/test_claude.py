@@ -128,7 +128,9 @@ def test_a_claim_whose_passage_is_not_in_the_text_is_dropped_and_counted(fake, c
     enrich_article(article.pk)
     insight = Insight.objects.get(article=article)
     assert insight.unsupported_claims == 1 and insight.grounded_claims >= 3
-    assert all("Synthetic Media Act" not in t["passage"] for t in insight.takeaways)
+    assert all(fa.MISSING_ID not in t["sentences"] for t in insight.takeaways)
+    (dropped,) = insight.dropped
+    assert dropped["sentences"] == [fa.MISSING_ID] and "does not have" in dropped["reason"]
     assert "Synthetic Media Act" not in client.get(article.get_absolute_url()).content.decode()
 
 
@@ -229,8 +231,9 @@ def test_cards_are_asked_without_thinking_and_a_limit_sized_for_the_schema(fake,
     body = fake.message_requests[0]["body"]
     assert body["thinking"] == {"type": "disabled"}
     assert body["max_tokens"] == schema_max_tokens(ClaudeCard)
-    # The longest card the schema allows fits: 17,000+ characters of fields.
-    assert 5_000 < body["max_tokens"] < 10_000
+    # The longest card the schema allows fits: 10,000+ characters of fields (sentence
+    # ids, not copied passages).
+    assert 3_000 < body["max_tokens"] < 10_000
 
     settings.CLAUDE_THINKING_BUDGET = 2048
     enrich_article(make_article().pk)

@@ -98,9 +98,17 @@ def test_the_extractive_card_has_every_part_and_each_claim_its_passage():
     assert "because" in draft.why_it_matters
     assert draft.what_next == ""  # the article gives no advice, and no stock line stands in
     assert 1 <= len(draft.takeaways) <= 5  # each sentence is used once on the card
-    assert all(passage_in(t.passage, STORY) for t in draft.takeaways)
+    # Claims cite the stored sentences by id, as Claude's do; grounding builds the passages.
+    source = source_text()
+    assert all(len(t.sentences) == 1 for t in draft.takeaways + draft.implications + draft.timeline)
+    assert set(draft.cites) == {"what_changed", "hook", "why_it_matters"}
+    kept, counts = grounded(draft, source)
+    assert counts.unsupported == 0
+    assert all(t.passage == source.sentences[t.sentences[0] - 1] for t in kept.takeaways)
+    assert all(passage_in(t.passage, STORY) for t in kept.takeaways)
     assert any("second quarter of 2027" in i.prediction for i in draft.implications)
-    assert all(passage_in(i.passage, STORY) for i in draft.implications)
+    assert all(passage_in(i.passage, STORY) for i in kept.implications)
+    assert kept.support["what_changed"] == kept.what_changed
     assert [e.date for e in draft.timeline] == ["2025-06"]
     assert draft.category == "ai"
     assert list(draft.audiences) == ["developers"] and "github" in draft.audiences["developers"]
@@ -118,10 +126,15 @@ def test_an_empty_article_gets_an_empty_card_not_an_error():
 
 def test_grounding_drops_claims_whose_passage_is_not_in_the_text():
     draft = ExtractiveEnricher().enrich(source_text())
-    draft.takeaways[0].passage = "A law that does not exist was passed in 2025."
+    draft.takeaways[0].sentences = [999]
+    draft.what_changed = "A law that does not exist was passed in 2025."
     kept, counts = grounded(draft, source_text())
-    assert all("does not exist" not in t.passage for t in kept.takeaways)
-    assert counts.unsupported == 1 and counts.kept >= 3
+    assert kept.takeaways == [] and kept.what_changed == "" and "what_changed" not in kept.support
+    assert counts.unsupported == 2 and counts.kept >= 3
+    assert [d["reason"] for d in kept.dropped] == [
+        "the number 2025 is not in its passage",
+        "it cites sentence 999, which the article does not have",
+    ]
 
 
 def test_grounding_tolerates_whitespace_quotes_and_case():
@@ -203,6 +216,7 @@ def test_the_timeline_links_earlier_articles_of_the_same_story():
             "passage": "",
             "article_id": first.pk,
             "supported": True,
+            "sentences": [],
         }
     ]
     assert insight.related_ids[0] == first.pk

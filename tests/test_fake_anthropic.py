@@ -11,7 +11,9 @@ import pytest
 from anthropic.types.messages import MessageBatchIndividualResponse
 
 from enrichment.backends.claude_schema import ClaudeCard
+from enrichment.sentences import numbered, passage_of, split
 from tests.fake_anthropic import (
+    MISSING_ID,
     UNGROUNDED_PASSAGE,
     FakeAnthropic,
     Reply,
@@ -37,6 +39,7 @@ MODEL = "claude-haiku-5-5"
 
 
 def params(article: str = ARTICLE, system: str = SYSTEM) -> dict:
+    """A card request as the site sends it: the article as numbered sentences."""
     return {
         "model": MODEL,
         "max_tokens": 2000,
@@ -47,7 +50,11 @@ def params(article: str = ARTICLE, system: str = SYSTEM) -> dict:
                 "content": [
                     {
                         "type": "document",
-                        "source": {"type": "text", "media_type": "text/plain", "data": article},
+                        "source": {
+                            "type": "text",
+                            "media_type": "text/plain",
+                            "data": numbered(split(article)),
+                        },
                         "title": "t",
                     },
                     {"type": "text", "text": "Write the card."},
@@ -73,9 +80,11 @@ def test_parse_gets_a_grounded_claude_card(fake):
     card = msg.parsed_output
     assert isinstance(card, ClaudeCard) and card.category == "ai" and len(card.hook) <= 90
     assert msg.stop_reason == "end_turn" and msg.model == MODEL and msg.id == "msg_1"
-    passages = [t.passage for t in card.takeaways] + [i.passage for i in card.implications]
-    assert len(card.takeaways) == 3 and all(p in ARTICLE for p in passages)
-    assert [(t.date, t.passage in ARTICLE) for t in card.timeline] == [
+    sentences = split(ARTICLE)
+    cited = [t.sentences for t in card.takeaways] + [i.sentences for i in card.implications]
+    assert len(card.takeaways) == 3 and all(ids and passage_of(sentences, ids) for ids in cited)
+    # Each claim is made of the words of the sentence it cites, dates included.
+    assert [(t.date, t.date in passage_of(sentences, t.sentences)) for t in card.timeline] == [
         ("2026", True),
         ("2025", True),
         ("2027", True),
@@ -136,7 +145,8 @@ def test_unusable_cards_come_back_as_written(fake):
         with pytest.raises(pydantic.ValidationError):
             ClaudeCard.model_validate_json(text)
     card = ClaudeCard.model_validate_json(texts[3])
-    assert card.takeaways[0].passage == UNGROUNDED_PASSAGE and UNGROUNDED_PASSAGE not in ARTICLE
+    assert card.takeaways[0].sentences == [MISSING_ID] and len(split(ARTICLE)) < MISSING_ID
+    assert card.takeaways[0].text == UNGROUNDED_PASSAGE
 
 
 def test_a_responder_can_be_a_reply_or_a_callable_of_the_body(fake):
@@ -183,4 +193,5 @@ def test_a_batch_ends_and_its_results_are_matched_by_custom_id(fake):
     for cid in ("article-0", "article-2"):
         assert by_id[cid].type == "succeeded" and by_id[cid].message.usage.service_tier == "batch"
         card = ClaudeCard.model_validate_json(by_id[cid].message.content[0].text)
-        assert all(t.passage in articles[cid] for t in card.takeaways)
+        sentences = split(articles[cid])
+        assert all(t.text in passage_of(sentences, t.sentences) for t in card.takeaways)

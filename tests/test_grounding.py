@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from aggregator.ingest.extract import extract_html
 from aggregator.models import Article, Source
-from enrichment.grounding import ArticleText, check_claim, numbers
+from enrichment.grounding import ArticleText, check_cited, check_claim, numbers
 from enrichment.models import Insight
+from enrichment.sentences import passage_of, sentences_of
 from enrichment.service import enrich_article
 from tests import fake_anthropic as fa
 
@@ -60,35 +61,50 @@ def extracted_article() -> Article:
     )
 
 
+HEADLINE, MISSING, SIX = "headline", "missing", "six sentences"
 ADVERSARIAL = {
     "changed number": ("The model has 80 billion parameters.", PARAMS, "the number 80"),
     "negation flipped": ("Companies cannot run the model on their own servers.", SERVERS, "negation"),
     "negation dropped": ("The company plans to raise the price of its hosted version.", PRICE, "negation"),
-    "headline-only passage": ("Aurora-3 will cut cloud bills by half.", TITLE, "only in the headline"),
-    "hidden text": ("Helios Labs paid a fine of 40 million dollars in 2024.", HIDDEN, "not in the article"),
-    "three common words": ("The company said more will follow.", "the company said", "not a full clause"),
+    # The headline has no number: the document's sentences are the body's only.
+    "headline cited": ("Aurora-3 will cut cloud bills by half.", HEADLINE, "does not have"),
+    "missing id": ("Helios Labs paid a fine of 40 million dollars in 2024.", MISSING, "does not have"),
+    "hidden text's number": ("Helios Labs paid a fine of 40 million dollars in 2024.", LEAD, "the number 40"),
+    "too many sentences": ("Helios Labs released a model.", SIX, "at most 4"),
     "name changed": ("Chief executive John Smith said companies can run it.", SERVERS, "name “John”"),
     "date changed": ("Helios Labs released Aurora-3 on 18 December 2026.", LEAD, "month 12"),
 }
 
 
-def card_with_takeaway(text: str, passage: str) -> fa.Responder:
+def ids_in(body: dict, cite: str) -> list[int]:
+    """The sentence ids a claim cites, read from the numbered document the model got."""
+    numbered = dict((s, n) for n, s in fa.numbered_sentences(fa.article_text(body)))
+    if cite == HEADLINE:
+        return [0]
+    if cite == MISSING:
+        return [max(numbered.values()) + 1]
+    if cite == SIX:
+        return sorted(numbered.values())[:6]
+    return [numbered[cite]]
+
+
+def card_with_takeaway(text: str, cite: str) -> fa.Responder:
     """A valid card (grounded, from the fake) whose first takeaway is replaced."""
 
     def respond(body, fake):
         card = fa.card_for(body)
-        card["takeaways"][0] = {"text": text, "passage": passage}
+        card["takeaways"][0] = {"text": text, "sentences": ids_in(body, cite)}
         return fa.Reply(200, fa.message(body, fake, text=json.dumps(card)))
 
     return respond
 
 
 @pytest.mark.parametrize("case", ADVERSARIAL)
-def test_an_adversarial_claim_from_the_model_is_not_shown(fake, client, case):
-    claim, passage, reason = ADVERSARIAL[case]
+def test_an_adversarial_claim_from_the_model_is_not_shown(fake, client, case, settings):
+    claim, cite, reason = ADVERSARIAL[case]
     article = extracted_article()
     assert HIDDEN not in article.text and TITLE not in article.text.splitlines()[1:]
-    fake.queue(card_with_takeaway(claim, passage))
+    fake.queue(card_with_takeaway(claim, cite))
     assert enrich_article(article.pk).startswith("enriched by claude")
     insight = Insight.objects.get(article=article)
     assert claim not in [t["text"] for t in insight.takeaways]
@@ -97,20 +113,55 @@ def test_an_adversarial_claim_from_the_model_is_not_shown(fake, client, case):
     assert dropped and reason in dropped[0]["reason"], insight.dropped
     html = client.get(article.get_absolute_url()).content.decode()
     assert claim not in html
-    # The rest of the card stands: its claims are the article's own.
+    # The rest of the card stands: its claims are the article's own, and every passage
+    # shown is the stored sentences it cites, never text from the model.
+    article.refresh_from_db()
     assert len(insight.takeaways) == 2 and insight.grounded_claims >= 5
+    for item in insight.takeaways + insight.implications + insight.timeline:
+        assert item["sentences"] and item["passage"] == passage_of(article.sentences, item["sentences"])
+    for part, passage in insight.support.items():
+        assert passage == passage_of(article.sentences, insight.support_sentences[part])
+
+
+def test_the_headline_is_never_a_numbered_sentence_and_never_a_passage():
+    article = extracted_article()
+    sentences = sentences_of(article)
+    assert TITLE not in sentences and sentences[0] == LEAD
+    # Even a sentence equal to the headline (a headline changed after the split) is refused.
+    text = ArticleText(body=article.text, title=LEAD, sentences=sentences)
+    passage, reason = check_cited("Helios Labs released Aurora-3 in Port Calder.", [1], text)
+    assert passage == LEAD and "only in the headline" in reason
+
+
+def test_a_shown_passage_is_the_stored_sentences_whatever_the_claim_quotes(fake, client):
+    article = extracted_article()
+    fake.queue(fa.valid_card())
+    enrich_article(article.pk)
+    article.refresh_from_db()
+    insight = Insight.objects.get(article=article)
+    assert insight.backend == "claude" and insight.takeaways
+    html = client.get(article.get_absolute_url()).content.decode()
+    for item in insight.takeaways:
+        assert item["passage"] == passage_of(article.sentences, item["sentences"])
+        assert item["passage"] in article.sentences
+    assert insight.dropped == []
+    # The model was sent the body as numbered sentences, the headline apart.
+    document = fa.article_text(fake.message_requests[-1]["body"])
+    assert document.splitlines()[0] == f"[1] {LEAD}" and TITLE not in document
+    assert LEAD in html
 
 
 def test_hook_and_tldr_are_checked_the_same_way_and_their_passages_kept(fake, client):
     article = extracted_article()
+    ids = {s: n for n, s in enumerate(sentences_of(article), 1)}
     fake.queue(
         fa.valid_card(
             hook="Aurora-3 has 90 billion parameters",
-            hook_passage=PARAMS,
+            hook_sentences=[ids[PARAMS]],
             what_changed="Helios Labs released Aurora-3 in Port Calder.",
-            what_changed_passage=LEAD,
+            what_changed_sentences=[ids[LEAD]],
             why_it_matters="Companies cannot run it on their own servers.",
-            why_it_matters_passage=SERVERS,
+            why_it_matters_sentences=[ids[SERVERS]],
         )
     )
     enrich_article(article.pk)
@@ -118,10 +169,27 @@ def test_hook_and_tldr_are_checked_the_same_way_and_their_passages_kept(fake, cl
     assert insight.hook == "" and insight.why_it_matters == ""
     assert insight.what_changed == "Helios Labs released Aurora-3 in Port Calder."
     assert insight.support == {"what_changed": LEAD}
+    assert insight.support_sentences == {"what_changed": [ids[LEAD]]}
     assert {d["part"] for d in insight.dropped} == {"hook", "why it matters"}
     html = client.get(article.get_absolute_url()).content.decode()
     assert "90 billion" not in html and "cannot run" not in html
     assert "The passage it rests on" in html and LEAD in html
+
+
+def test_an_older_card_with_verbatim_passages_still_renders(client):
+    article = extracted_article()
+    Article.objects.filter(pk=article.pk).update(state=Article.State.ENRICHED)
+    Insight.objects.create(
+        article=article,
+        backend="claude",
+        model_name="claude-haiku-4-5",
+        what_changed="Helios Labs released Aurora-3.",
+        support={"what_changed": LEAD},
+        takeaways=[{"text": "Aurora-3 has 70 billion parameters.", "passage": PARAMS, "supported": True}],
+        generated_at=timezone.now(),
+    )
+    html = client.get(article.get_absolute_url()).content.decode()
+    assert "Aurora-3 has 70 billion parameters." in html and PARAMS in html and LEAD in html
 
 
 def test_a_grounded_translated_claim_passes():

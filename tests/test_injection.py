@@ -73,21 +73,23 @@ def obeying(body: dict, fake: fa.FakeAnthropic) -> fa.Reply:
             ],
         }
     else:
-        claim = {"text": EVIL, "passage": INJECTION}
+        # The instruction is not among the numbered sentences it was sent: it can only
+        # cite others.
+        claim = {"text": EVIL, "sentences": [1]}
         answer = {
             "title": EVIL,
             "hook": EVIL,
-            "hook_passage": INJECTION,
+            "hook_sentences": [1],
             "what_changed": EVIL,
-            "what_changed_passage": INJECTION,
+            "what_changed_sentences": [1],
             "why_it_matters": EVIL,
-            "why_it_matters_passage": INJECTION,
+            "why_it_matters_sentences": [1],
             "what_next": EVIL,
             "category": "ai",
             "audiences": [{"slug": "developers", "reason": EVIL}],
             "takeaways": [claim] * 3,
-            "implications": [{"prediction": EVIL, "reasoning": EVIL, "passage": INJECTION}],
-            "timeline": [{"date": "2026", "text": EVIL, "passage": INJECTION}],
+            "implications": [{"prediction": EVIL, "reasoning": EVIL, "sentences": [1]}],
+            "timeline": [{"date": "2026", "text": EVIL, "sentences": [1]}],
         }
     return fa.Reply(200, fa.message(body, fake, text=json.dumps(answer)))
 

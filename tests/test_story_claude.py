@@ -60,40 +60,31 @@ def story() -> Story:
 
 
 def answer(harbor: int, northwind: int) -> dict:
+    """Claude's answer, citing (report, sentence ids): each report has three sentences."""
     return {
         "what_happened": [
             {
                 "text": "Stratus Cloud's north-2 region was down for six hours.",
                 "report": harbor,
-                "passage": "Stratus Cloud's north-2 region was unavailable for about six hours on 20 November 2026.",
+                "sentences": [1],
             },
-            {
-                "text": "A law now requires outage reports.",
-                "report": northwind,
-                "passage": "A law was passed in 2025.",
-            },
+            # A sentence the report does not have.
+            {"text": "A law now requires outage reports.", "report": northwind, "sentences": [9]},
         ],
         "disagreements": [
             {
                 "fact": "When the earlier incident happened",
                 "versions": [
-                    {
-                        "value": "April 2026",
-                        "report": harbor,
-                        "passage": "in April 2026 a power failure at one of",
-                    },
-                    {
-                        "value": "March 2026",
-                        "report": northwind,
-                        "passage": "in March 2026 a cooling failure",
-                    },
+                    {"value": "April 2026", "report": harbor, "sentences": [2]},
+                    {"value": "March 2026", "report": northwind, "sentences": [2]},
                 ],
             },
             {
                 "fact": "How long the outage lasted",
                 "versions": [
-                    {"value": "six hours", "report": harbor, "passage": "unavailable for about six hours"},
-                    {"value": "nine hours", "report": northwind, "passage": "offline for about nine hours"},
+                    {"value": "six hours", "report": harbor, "sentences": [1]},
+                    # A sentence that does not state the value.
+                    {"value": "nine hours", "report": northwind, "sentences": [1]},
                 ],
             },
         ],
@@ -112,6 +103,14 @@ def test_it_writes_the_story_card_from_the_reports_as_documents_and_keeps_only_g
     assert insight.error == "" and insight.unsupported_claims == 2
     assert [c["text"] for c in insight.claims] == ["Stratus Cloud's north-2 region was down for six hours."]
     assert [d["fact"] for d in insight.disagreements] == ["When the earlier incident happened"]
+    # The reports were sent as numbered sentences, and every passage kept is one of them.
+    assert documents[0]["source"]["data"].startswith("[1] ")
+    by_pk = {a.pk: a for a in Article.objects.all()}
+    passages = [(c["article_id"], c["passage"]) for c in insight.claims] + [
+        (v["article_id"], v["passage"]) for d in insight.disagreements for v in d["versions"]
+    ]
+    assert all(passage in by_pk[pk].sentences for pk, passage in passages)
+    assert insight.claims[0]["passage"] == HARBOR.split(". ")[0] + "."
     assert ApiCall.objects.filter(outcome="ok").count() == 1 and insight.cost_usd > 0
 
     html = client.get(story.get_absolute_url()).content.decode()

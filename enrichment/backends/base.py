@@ -31,20 +31,28 @@ class SourceText:
     # 1 for the first. The text above is the same body, for what is not cited.
     sentences: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if not self.sentences and self.text:  # not from a stored article: split it the same way
+            from enrichment.sentences import split
+
+            self.sentences = split(self.text, language=self.language, title=self.title)
+
 
 @dataclass
 class Takeaway:
     text: str
-    passage: str
+    passage: str = ""  # built from `sentences` by grounding; older cards quoted it
     supported: bool = True  # False: the passage was not found (shown marked, never as fact)
+    sentences: list[int] = field(default_factory=list)  # the article's sentence ids it cites
 
 
 @dataclass
 class Implication:
     prediction: str
     reasoning: str
-    passage: str
+    passage: str = ""
     supported: bool = True
+    sentences: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -54,6 +62,7 @@ class TimelineEntry:
     passage: str = ""
     article_id: int | None = None
     supported: bool = True
+    sentences: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -71,8 +80,10 @@ class CardDraft:
     takeaways: list[Takeaway] = field(default_factory=list)
     implications: list[Implication] = field(default_factory=list)
     timeline: list[TimelineEntry] = field(default_factory=list)
-    # The passages the hook, what changed and why it matters rest on: {"hook": "..."}.
+    # The passages the hook, what changed and why it matters rest on: {"hook": "..."},
+    # built by grounding from the sentence ids they cite: {"hook": [2]}.
     support: dict[str, str] = field(default_factory=dict)
+    cites: dict[str, list[int]] = field(default_factory=dict)
     # What grounding took off the card, and why: [{"part", "text", "passage", "reason"}].
     dropped: list[dict] = field(default_factory=list)
 
@@ -91,6 +102,7 @@ class CardDraft:
             "timeline": [asdict(t) for t in self.timeline],
             "audience_reasons": dict(self.audiences),
             "support": dict(self.support),
+            "support_sentences": dict(self.cites),
             "dropped": list(self.dropped),
         }
 

@@ -27,6 +27,7 @@ from enrichment.backends.base import (
 from enrichment.backends.claude_schema import ClaudeCard
 from enrichment.injection import Flag, echo_in
 from enrichment.prices import cost_usd
+from enrichment.sentences import numbered
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +71,17 @@ Fields:
   YYYY-MM-DD exactly as precise as the article allows. No undated events.
 
 Grounding rules, which decide whether a claim is shown at all:
-- Every takeaway, implication and timeline entry has a `passage`: one or two sentences
-  copied VERBATIM from the document, in the document's original language, that support
-  it. Copy the characters exactly; do not translate, shorten or paraphrase the passage.
-- The hook, what_changed and why_it_matters rest on passages too (hook_passage,
-  what_changed_passage, why_it_matters_passage), copied the same way.
-- A passage is the article's body, never its headline, and at least one full sentence.
-  Every number, date and name in a claim must appear in its passage, and a claim keeps
-  the passage's negation ("not", "no", "never"). A claim that breaks this is not shown.
-- A claim you cannot support with such a passage must be left out. Add nothing from
+- The document is the article's body as numbered sentences: each line is "[n] sentence".
+  The headline is the document's title and has no number.
+- Every takeaway, implication and timeline entry cites the sentences that support it by
+  their numbers in `sentences`, e.g. [3] or [3, 4]: one or two sentences, at most four.
+  Give numbers only; never copy the sentences' text.
+- The hook, what_changed and why_it_matters cite sentences the same way (hook_sentences,
+  what_changed_sentences, why_it_matters_sentences).
+- Every number, date and name in a claim must appear in the sentences it cites, and a
+  claim keeps their negation ("not", "no", "never"). A number that is not in the
+  document, or a claim that breaks this, is not shown.
+- A claim you cannot support with such sentences must be left out. Add nothing from
   your own knowledge: no laws, numbers, dates, people or events that the document does
   not state. Fewer, well-supported claims are better than many.
 - Plain text only in every field: no Markdown, no HTML, no links, no images.
@@ -100,9 +103,21 @@ def system_prompt(source: SourceText) -> str:
     )
 
 
+def fitting(sentences: list[str], limit: int) -> list[str]:
+    """The first sentences, cleaned, up to `limit` characters in all (ids unchanged)."""
+    out, size = [], 0
+    for sentence in sentences:
+        sentence = strip_invisible(sentence)
+        size += len(sentence) + 6
+        if size > limit and out:
+            break
+        out.append(sentence)
+    return out
+
+
 def request_params(source: SourceText) -> dict:
     """The Messages API request for one article (also used, unchanged, in batches)."""
-    text = strip_invisible(source.text)[: settings.CLAUDE_MAX_INPUT_CHARS]
+    text = numbered(fitting(source.sentences, settings.CLAUDE_MAX_INPUT_CHARS))
     published = source.published_at.date().isoformat() if source.published_at else "unknown date"
     return {
         "model": settings.CLAUDE_MODEL,
@@ -369,6 +384,7 @@ def card_fields(draft: CardDraft) -> list[str]:
     fields += [x for t in draft.takeaways for x in (t.text, t.passage)]
     fields += [x for i in draft.implications for x in (i.prediction, i.reasoning, i.passage)]
     fields += [x for t in draft.timeline for x in (t.text, t.passage)]
+    fields = [f for f in fields if f]
     return fields
 
 
@@ -384,6 +400,8 @@ def refuse_echoes(draft: CardDraft, source: SourceText, usage: Usage | None = No
 
 
 def draft_from_card(card: ClaudeCard) -> CardDraft:
+    """The draft of a validated answer: claims with the sentence ids they cite; their
+    passages are built from the stored sentences by grounding."""
     return CardDraft(
         backend="claude",
         model_name=settings.CLAUDE_MODEL,
@@ -395,16 +413,18 @@ def draft_from_card(card: ClaudeCard) -> CardDraft:
         what_next=card.what_next,
         category=card.category,
         audiences={a.slug: a.reason for a in card.audiences},
-        takeaways=[Takeaway(text=t.text, passage=t.passage) for t in card.takeaways],
+        takeaways=[Takeaway(text=t.text, sentences=list(t.sentences)) for t in card.takeaways],
         implications=[
-            Implication(prediction=i.prediction, reasoning=i.reasoning, passage=i.passage)
+            Implication(prediction=i.prediction, reasoning=i.reasoning, sentences=list(i.sentences))
             for i in card.implications
         ],
-        timeline=[TimelineEntry(date=t.date, text=t.text, passage=t.passage) for t in card.timeline],
-        support={
-            "hook": card.hook_passage,
-            "what_changed": card.what_changed_passage,
-            "why_it_matters": card.why_it_matters_passage,
+        timeline=[
+            TimelineEntry(date=t.date, text=t.text, sentences=list(t.sentences)) for t in card.timeline
+        ],
+        cites={
+            "hook": list(card.hook_sentences),
+            "what_changed": list(card.what_changed_sentences),
+            "why_it_matters": list(card.why_it_matters_sentences),
         },
     )
 

@@ -110,16 +110,20 @@ class ExtractiveEnricher:
     name = "extractive"
 
     def enrich(self, source: SourceText) -> CardDraft:
+        """Every claim cites the article's stored sentences by id, as Claude's do, so
+        both backends go through one grounding path."""
         body = source.text or ""
         title_key = _key(source.title)
-        sents = []
+        sents: list[str] = []
+        ids: list[int] = []  # the stored sentence id of each of `sents`
         seen = set()
-        for s in tx.sentences(body):
+        for n, s in enumerate(source.sentences, 1):
             key = _key(s)
             if key == title_key or key in seen or not grounding.is_clause(s):
                 continue
             seen.add(key)
             sents.append(s)
+            ids.append(n)
         draft = CardDraft(backend=self.name, language=source.language)
         text_lower = f"{source.title}\n{body}".lower()
         draft.category = self._category(source, text_lower)
@@ -137,16 +141,19 @@ class ExtractiveEnricher:
             return sents[i]
 
         draft.what_changed = take(0)
-        draft.support["what_changed"] = sents[0]
+        draft.cites["what_changed"] = [ids[0]]
         floor = 0.6 * sorted(scores)[len(scores) // 2]
         salient = [i for i in ranked if scores[i] >= floor]
         hook = self._hook(sents, salient, used)
         if hook is not None:
             i, line = hook
-            draft.hook, draft.support["hook"] = line, take(i)
+            draft.hook = line
+            take(i)
+            draft.cites["hook"] = [ids[i]]
         why = next((i for i in ranked if i not in used and tx.MATTERS.search(sents[i])), None)
         if why is not None:
-            draft.why_it_matters = draft.support["why_it_matters"] = take(why)
+            draft.why_it_matters = take(why)
+            draft.cites["why_it_matters"] = [ids[why]]
         advice = next((i for i in range(len(sents)) if i not in used and ADVICE.search(sents[i])), None)
         if advice is not None:
             draft.what_next = take(advice)
@@ -157,14 +164,14 @@ class ExtractiveEnricher:
             if i not in used and tx.FORWARD.search(sents[i]) and not self._only_past(sents[i], source)
         ]
         draft.implications = [
-            Implication(prediction=short_claim(take(i)), reasoning="", passage=sents[i])
+            Implication(prediction=short_claim(take(i)), reasoning="", sentences=[ids[i]])
             for i in forward[:IMPLICATIONS]
         ]
-        draft.timeline = self._timeline(source, sents, used)
+        draft.timeline = self._timeline(source, sents, ids, used)
         # The most salient of the rest; a sentence far below the article's typical
         # salience (a boilerplate line) is no takeaway.
         draft.takeaways = [
-            Takeaway(text=short_claim(sents[i]), passage=sents[i]) for i in salient if i not in used
+            Takeaway(text=short_claim(sents[i]), sentences=[ids[i]]) for i in salient if i not in used
         ][:TAKEAWAYS]
         return draft
 
@@ -212,7 +219,9 @@ class ExtractiveEnricher:
         return all(d.value < published[: len(d.value)] for d in dates)
 
     @staticmethod
-    def _timeline(source: SourceText, sents: list[str], used: set[int]) -> list[TimelineEntry]:
+    def _timeline(
+        source: SourceText, sents: list[str], ids: list[int], used: set[int]
+    ) -> list[TimelineEntry]:
         """Earlier articles of the story (linked), then the article's own dated sentences
         not used elsewhere on the card; one entry per event."""
         entries: dict[str, TimelineEntry] = {}
@@ -228,7 +237,7 @@ class ExtractiveEnricher:
             found = tx.find_dates(s)[:1]
             if found and _key(s) not in entries:
                 used.add(i)
-                entries[_key(s)] = TimelineEntry(date=found[0].value, text=short_claim(s), passage=s)
+                entries[_key(s)] = TimelineEntry(date=found[0].value, text=short_claim(s), sentences=[ids[i]])
         return sorted(entries.values(), key=lambda e: e.date)[:8]
 
     @staticmethod
