@@ -18,8 +18,10 @@ passage (older cards, an editor's quotation) is checked by `check_claim` as it i
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from functools import cached_property
@@ -45,7 +47,10 @@ def normalize(text: str) -> str:
 
 def _fold(word: str) -> str:
     """Casefolded, accents removed: München → munchen."""
-    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    folded = word.casefold()
+    if folded.isascii():  # nothing to decompose
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
@@ -253,9 +258,13 @@ _COMMON_CAPITALS = (
 )
 
 
+_DIGIT = re.compile(r"\d")
+_POSSESSIVE = re.compile(r"['’]s$")
+
+
 def _hard_name(word: str) -> bool:
     """A name no translation changes: has a digit, inner capitals, or is an acronym."""
-    return bool(re.search(r"\d", word)) or word[1:] != word[1:].lower() or (len(word) > 1 and word.isupper())
+    return bool(_DIGIT.search(word)) or word[1:] != word[1:].lower() or (len(word) > 1 and word.isupper())
 
 
 def names(text: str) -> list[str]:
@@ -264,12 +273,13 @@ def names(text: str) -> list[str]:
     found = []
     text = unicodedata.normalize("NFKC", text or "")
     for m in _CAPITAL_WORD.finditer(text):
-        word = re.sub(r"['’]s$", "", m.group(0)).strip(".'’-")
+        word = _POSSESSIVE.sub("", m.group(0)).strip(".'’-")
         if not word or not word[0].isalpha() or not word.isascii() and tx.is_cjk(word):
             continue
-        starts_sentence = bool(_SENTENCE_START.search(text[: m.start()]))
-        is_name = _hard_name(word) or (word[0].isupper() and not starts_sentence)
-        if is_name and _fold(word) not in _COMMON_CAPITALS and len(word) > 1:
+        is_name = _hard_name(word) or (
+            word[0].isupper() and not _SENTENCE_START.search(text[: m.start()])  # starts a sentence
+        )
+        if is_name and len(word) > 1 and _fold(word) not in _COMMON_CAPITALS:
             found.append(word)
     return list(dict.fromkeys(found))
 
@@ -298,14 +308,16 @@ def is_clause(passage: str) -> bool:
     return len(words) >= MIN_WORDS and len(content) >= MIN_CONTENT
 
 
-def _name_in(name: str, passage_norm: str, passage_words: list[str], *, cross_language: bool) -> bool:
+def _name_in(
+    name: str, passage_norm: str, passage_words: Callable[[], list[str]], *, cross_language: bool
+) -> bool:
     folded = _fold(name)
     if _occurs(folded, passage_norm):
         return True
     if not cross_language:
         return False
     # A translated claim may spell a name the way its language does (Kommission / Commission).
-    return any(SequenceMatcher(None, folded, w).ratio() >= 0.75 for w in passage_words)
+    return any(SequenceMatcher(None, folded, w).ratio() >= 0.75 for w in passage_words())
 
 
 def _primary(language: str) -> str:
@@ -391,7 +403,11 @@ def consistency(claim: str, passage: str, article: ArticleText) -> str:
         return f"the month {sorted(missing_months)[0]:02d} is not in its passage"
     passage_norm = normalize(passage)
     passage_fold = _fold(passage_norm)
-    passage_words = [_fold(w) for w in tx._WORD.findall(passage_norm)]
+
+    @functools.cache
+    def passage_words() -> list[str]:  # only a translated claim needs them
+        return [_fold(w) for w in tx._WORD.findall(passage_norm)]
+
     cjk_passage = tx.is_cjk(passage)
     cross = tx.is_cjk(claim) != cjk_passage or _primary(article.language) != _primary(article.claim_language)
     for name in names(claim):

@@ -9,6 +9,7 @@ models): a sentence wrongly flagged only loses its chance to be cited."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -100,12 +101,19 @@ def why_flagged(sentence: str) -> str:
 
 def find_instructions(text: str) -> list[Flag]:
     """Every sentence of `text` addressed to a model, in order, each once."""
+    return list(_instructions(text or ""))
+
+
+@functools.lru_cache(maxsize=128)
+def _instructions(text: str) -> tuple[Flag, ...]:
+    """Kept for the texts in hand: an article is read at extraction and again for its
+    card, and a story's earlier reports for every card of the story."""
     found: dict[str, Flag] = {}
-    for sentence in tx.sentences(text or ""):
+    for sentence in tx.sentences(text):
         reason = why_flagged(sentence)
         if reason and sentence not in found:
             found[sentence] = Flag(sentence, reason)
-    return list(found.values())
+    return tuple(found.values())
 
 
 def without_instructions(text: str, flags: list[Flag] | None = None) -> str:

@@ -3,7 +3,10 @@ last days. Computed once when an article is enriched, stored on its insight."""
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
+
+from django.db.models.functions import Substr
 
 from aggregator.models import Article
 from enrichment import text as tx
@@ -13,6 +16,14 @@ WINDOW = timedelta(days=7)
 CANDIDATES = 300
 LIMIT = 5
 MIN_OVERLAP = 0.12  # Jaccard overlap of content words
+HEAD = 3000  # characters of a candidate's text compared
+
+
+@functools.lru_cache(maxsize=1024)
+def _keywords(text: str) -> frozenset[str]:
+    """A candidate's content words. Every article enriched in the same days compares
+    itself with the same recent candidates: each is tokenized once per process."""
+    return frozenset(tx.keyword_counts(text))
 
 
 def related_ids(article: Article, *, limit: int = LIMIT) -> list[int]:
@@ -27,7 +38,7 @@ def related_ids(article: Article, *, limit: int = LIMIT) -> list[int]:
         )
     if len(ids) >= limit:
         return ids
-    mine = set(tx.keyword_counts(f"{article.title} {article.title} {article.body_text[:3000]}"))
+    mine = set(tx.keyword_counts(f"{article.title} {article.title} {article.body_text[:HEAD]}"))
     if not mine:
         return ids
     low, high = around(article.sort_at, WINDOW)
@@ -35,14 +46,15 @@ def related_ids(article: Article, *, limit: int = LIMIT) -> list[int]:
         Article.objects.visible()
         .filter(sort_at__gte=low, sort_at__lte=high)
         .exclude(pk__in=[article.pk, *ids])
-        .only("pk", "title", "text", "summary_html")
-        .order_by("-sort_at")[:CANDIDATES]
+        .annotate(head=Substr("text", 1, HEAD))
+        .order_by("-sort_at")
+        .values_list("pk", "title", "head", "summary_html")[:CANDIDATES]
     )
     scored = []
-    for other in candidates:
-        theirs = set(tx.keyword_counts(f"{other.title} {other.text[:3000] or other.summary_html}"))
+    for pk, title, head, summary_html in candidates:
+        theirs = _keywords(f"{title} {head or summary_html}")
         overlap = len(mine & theirs) / (len(mine | theirs) or 1)
         if overlap >= MIN_OVERLAP:
-            scored.append((overlap, other.pk))
+            scored.append((overlap, pk))
     scored.sort(reverse=True)
     return ids + [pk for _score, pk in scored[: limit - len(ids)]]

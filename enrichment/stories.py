@@ -54,6 +54,7 @@ HOT_KEY = 50  # keys in this many articles or more are not locked (see above)
 MIN_LOCKED = 3  # ... but an article whose keys are all hot locks its rarest few
 # Latin-script tokens, also inside CJK text (where \b sees no boundary).
 _NAME = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*(?![A-Za-z0-9])")
+_DIGIT = re.compile(r"[0-9]")
 COMMON = set(
     """The This That These Those There Their They It Its In On At For From With And But Or As By To Of
     A An If When While After Before Since Until During Under Over About Into Than Then So Yet Not No
@@ -92,9 +93,12 @@ def story_keys(title: str, text: str) -> list[str]:
     names: Counter[str] = Counter()
     for match in _NAME.finditer(body):
         token = match.group(0)
-        if token in COMMON or len(token) < 3 and not any(c.isdigit() for c in token):
+        if token in COMMON:
             continue
-        if (token[0].isupper() or any(c.isdigit() for c in token)) and not token.isdigit():
+        digits = not token.isalpha() and _DIGIT.search(token) is not None  # (letters, digits, hyphens)
+        if len(token) < 3 and not digits:
+            continue
+        if (token[0].isupper() or digits) and not token.isdigit():
             names["n:" + token.lower()] += 1
     in_title = {"n:" + m.group(0).lower() for m in _NAME.finditer(title)}
     words = set() if tx.is_cjk(title) else {"w:" + w for w in tx.tokens(title)}

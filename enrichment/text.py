@@ -6,6 +6,7 @@ language they do not know gets sentences and salience, only fewer cues.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -253,19 +254,29 @@ def normalize(text: str) -> str:
 
 def sentences(text: str) -> list[str]:
     """Sentences of a text, paragraph breaks respected."""
+    return list(_sentences(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _sentences(text: str) -> tuple[str, ...]:
+    """One article's text is split by extraction, clustering and the card in turn: once."""
     out = []
     for para in re.split(r"\n\s*\n|\n", text):
         para = " ".join(para.split())
         if not para:
             continue
         out.extend(s.strip() for s in _SENTENCE_END.split(para) if s and s.strip())
-    return out
+    return tuple(out)
 
 
 def tokens(text: str) -> list[str]:
     """Content words; for CJK runs, character bigrams."""
+    lowered = normalize(text).lower()
+    words = _WORD.findall(lowered)
+    if not _CJK.search(lowered):  # the common case: no word to split into bigrams
+        return [w for w in words if len(w) > 2 and w not in STOPWORDS and not w.isdigit()]
     result = []
-    for word in _WORD.findall(normalize(text).lower()):
+    for word in words:
         if _CJK.search(word):
             chars = [c for c in word if _CJK.match(c)]
             result.extend(a + b for a, b in zip(chars, chars[1:], strict=False))

@@ -13,9 +13,11 @@ first, the site's, language).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 
 from enrichment import grounding
 from enrichment import text as tx
@@ -52,17 +54,43 @@ def keyword_groups(spec: str) -> list[list[str]]:
     return groups
 
 
-def _found(text_lower: str, word: str) -> bool:
+_WORD_RUN = re.compile(r"\w+")
+
+
+@functools.lru_cache(maxsize=4)
+def _word_runs(text_lower: str) -> frozenset[str]:
+    """The text's runs of word characters: a keyword made of word characters only is
+    found as a whole word exactly when it is one of them. Kept for the few texts in
+    hand (each article's text is matched against every category's and audience's spec)."""
+    return frozenset(_WORD_RUN.findall(text_lower))
+
+
+@functools.lru_cache(maxsize=512)
+def _matcher(word: str) -> Callable[[str], bool]:
+    """How to find `word` in a lowercased text: a CJK word anywhere, a plain word as one
+    of the text's words, any other (with a space, a dot, a hyphen) by a pattern."""
     if tx.is_cjk(word):
-        return word in text_lower
-    return bool(re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text_lower))
+        return lambda text_lower: word in text_lower
+    if _WORD_RUN.fullmatch(word):
+        return lambda text_lower: word in _word_runs(text_lower)
+    pattern = re.compile(rf"(?<!\w){re.escape(word)}(?!\w)")
+    return lambda text_lower: pattern.search(text_lower) is not None
+
+
+def _found(text_lower: str, word: str) -> bool:
+    return _matcher(word)(text_lower)
+
+
+@functools.lru_cache(maxsize=256)
+def _groups(spec: str) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(group) for group in keyword_groups(spec))
 
 
 def matched_topics(text_lower: str, spec: str) -> list[str]:
     """The keyword groups found in the text, each named by its first form."""
     names = []
-    for group in keyword_groups(spec):
-        if any(_found(text_lower, word) for word in group) and group[0] not in names:
+    for group in _groups(spec):
+        if group[0] not in names and any(_found(text_lower, word) for word in group):
             names.append(group[0])
     return names
 
