@@ -513,10 +513,11 @@ class Article(models.Model):
     def body_text(self) -> str:
         return self.text or html_to_text(self.content_html or self.summary_html)
 
-    def claim(self, *, from_state: str, to_state: str, now: datetime) -> bool:
-        """Move to `to_state` only if still in `from_state`: one worker wins."""
+    def claim(self, *, from_state: str, to_state: str, now: datetime, **also) -> bool:
+        """Move to `to_state` only if still in `from_state`: one worker wins. `also`:
+        other fields written by the same UPDATE."""
         updated = Article.objects.filter(pk=self.pk, state=from_state).update(
-            state=to_state, state_changed_at=now
+            state=to_state, state_changed_at=now, **also
         )
         if updated:
             self.state, self.state_changed_at = to_state, now

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Exists, Subquery, Sum
 from django.utils import timezone
 
 from aggregator.models import Article, AudienceTag, Category
@@ -71,28 +71,35 @@ def store(
 ) -> Insight | None:
     """Save a card and move the article to ENRICHED, if it is still in `from_state`."""
     draft, counts = grounded(draft, source)
+    # Read before the write transaction: on SQLite it holds the one write lock, and
+    # every other worker waits for it while this one scores its candidates.
+    related = related_ids(article)
     with transaction.atomic():
         moved = Article.objects.filter(pk=article.pk, state=from_state).update(
             state=State.ENRICHED, state_changed_at=timezone.now()
         )
         if not moved:
             return None
-        insight, _ = Insight.objects.update_or_create(
-            article=article,
-            defaults={
-                **draft.as_fields(),
-                "related_ids": related_ids(article),
-                "grounded_claims": counts.kept,
-                "unsupported_claims": counts.unsupported,
-                "generated_at": timezone.now(),
-                **extra,
-            },
-        )
+        fields = {
+            **draft.as_fields(),
+            "related_ids": related,
+            "grounded_claims": counts.kept,
+            "unsupported_claims": counts.unsupported,
+            "generated_at": timezone.now(),
+            **extra,
+        }
+        # The article is ours (claimed above): a card to replace is updated in place,
+        # else made; one statement either way.
+        if Insight.objects.filter(article=article).update(**fields, updated_at=timezone.now()):
+            insight = Insight.objects.get(article=article)
+        else:
+            insight = Insight.objects.create(article=article, **fields)
         article.audiences.set(AudienceTag.objects.filter(slug__in=list(draft.audiences)))
         if draft.category and (article.category is None or article.category.slug != draft.category):
-            category = Category.objects.filter(slug=draft.category).first()
-            if category:
-                Article.objects.filter(pk=article.pk).update(category=category)
+            category = Category.objects.filter(slug=draft.category)
+            Article.objects.filter(pk=article.pk).filter(Exists(category)).update(
+                category_id=Subquery(category.values("pk")[:1])
+            )
     return insight
 
 

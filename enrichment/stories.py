@@ -354,16 +354,28 @@ def _link_related(story: Story, article: Article, *, limit: int = 5, newest: int
     latest = (
         Article.objects.filter(story=story).exclude(pk=article.pk).order_by("-sort_at").values("pk")[:newest]
     )
-    for insight in Insight.objects.filter(article__in=latest).only("pk", "related_ids"):
+    changed = []
+    for insight in Insight.objects.filter(article__in=latest).only("pk", "related_ids").order_by("pk"):
         ids = [article.pk, *[pk for pk in insight.related_ids if pk != article.pk]][:limit]
         if ids != insight.related_ids:
-            Insight.objects.filter(pk=insight.pk).update(related_ids=ids)
+            insight.related_ids = ids
+            changed.append(insight)
+    Insight.objects.bulk_update(changed, ["related_ids"])  # one statement, not one per card
 
 
-def _new_story(article: Article) -> Story:
+def _new_story(article: Article, *, alone: bool = False) -> Story:
+    """A story led by `article`; `alone`: with its counts and times already those of a
+    story of this one article (what refresh_story would write), so it needs no refresh."""
+    first_seen = article.published_at or article.collected_at or timezone.now()
+    if not alone:
+        return Story.objects.create(headline=article.title[:500], first_seen_at=first_seen)
     return Story.objects.create(
         headline=article.title[:500],
-        first_seen_at=article.published_at or article.collected_at or timezone.now(),
+        first_seen_at=first_seen,
+        last_seen_at=article.sort_at,
+        lead_article=article,
+        article_count=1,
+        publisher_count=1,
     )
 
 
@@ -396,15 +408,17 @@ def place_article(
                 Article.objects.filter(pk=neighbour.pk).update(story=story)
         if story is None and reuse is not None and claimed is not None and reuse not in claimed:
             story = Story.objects.filter(pk=reuse).first()
-        if story is None:
-            story = _new_story(article)
+        alone = story is None
+        if alone:
+            story = _new_story(article, alone=True)
         if claimed is not None:
             claimed.add(story.pk)
         Article.objects.filter(pk=article.pk).update(story=story)
-        refresh_story(story)
+        if not alone:
+            refresh_story(story)
+            story.refresh_from_db()
         if current and current != story.pk:
             refresh_story(Story(pk=current))
-        story.refresh_from_db()
         if match is not None:
             _link_related(story, article)
         logger.debug("article %s → story %s (%s)", article.pk, story.pk, match)

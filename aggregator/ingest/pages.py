@@ -7,6 +7,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from aggregator.ingest.clean import html_to_text, one_line
@@ -61,9 +62,13 @@ def extract_article(
     fetch_page() already got for it (or the error it raised), when it was fetched ahead."""
     now = now or timezone.now()
     article = Article.objects.filter(pk=article_id).select_related("source").first()
-    if article is None or not article.claim(from_state=State.DISCOVERED, to_state=State.EXTRACTING, now=now):
+    if article is None or not article.claim(
+        from_state=State.DISCOVERED,
+        to_state=State.EXTRACTING,
+        now=now,
+        extract_attempts=F("extract_attempts") + 1,
+    ):
         return "skipped: not waiting for extraction"
-    Article.objects.filter(pk=article.pk).update(extract_attempts=article.extract_attempts + 1)
 
     feed_text = clip_text(
         html_to_text(article.content_html or article.summary_html), settings.EXTRACT_MAX_CHARS
