@@ -195,3 +195,18 @@ def test_a_batch_ends_and_its_results_are_matched_by_custom_id(fake):
         card = ClaudeCard.model_validate_json(by_id[cid].message.content[0].text)
         sentences = split(articles[cid])
         assert all(t.text in passage_of(sentences, t.sentences) for t in card.takeaways)
+
+
+def test_count_tokens_answers_the_fakes_estimate_through_the_sdk(fake, settings):
+    from enrichment.backends.claude import count_input_tokens, count_text_tokens
+    from tests.fake_anthropic import count_tokens
+
+    client = sdk(fake)
+    request = params()
+    assert count_input_tokens(client, request) == count_tokens(
+        {k: request[k] for k in ("model", "system", "messages")}
+    )
+    # A longer text counts more; one of four characters a token, as the fake's usage.
+    short, long = count_text_tokens(client, "a" * 40), count_text_tokens(client, "a" * 400)
+    assert long - short == 90
+    assert [r["path"] for r in fake.requests][-1] == "/v1/messages/count_tokens"

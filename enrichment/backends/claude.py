@@ -429,6 +429,28 @@ def draft_from_card(card: ClaudeCard) -> CardDraft:
     )
 
 
+COUNTED_KEYS = ("model", "system", "messages", "output_config", "thinking")
+
+
+def count_input_tokens(client: anthropic.Anthropic, params: dict) -> int:
+    """Input tokens of a Messages request, as the API counts them (messages.count_tokens,
+    free of charge; a fake API answers with its own estimate)."""
+    return client.messages.count_tokens(**{k: params[k] for k in COUNTED_KEYS if k in params}).input_tokens
+
+
+def count_text_tokens(client: anthropic.Anthropic, text: str, *, model: str | None = None) -> int:
+    """Tokens of a text (an answer, to price its output): a user message holding it,
+    less the same message holding a single character."""
+    model = model or settings.CLAUDE_MODEL
+
+    def count(content: str) -> int:
+        return client.messages.count_tokens(
+            model=model, messages=[{"role": "user", "content": content}]
+        ).input_tokens
+
+    return max(count(text) - count(".") + 1, 1)
+
+
 def make_client(*, max_retries: int | None = None) -> anthropic.Anthropic:
     """Built lazily inside the worker (workers fork). ANTHROPIC_BASE_URL is read by the SDK.
     Messages calls use max_retries=0: `send` keeps the one retry budget itself."""

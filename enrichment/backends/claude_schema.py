@@ -19,8 +19,7 @@ def Sentences(what: str = "it rests on"):  # noqa: N802 - a field factory, read 
     # counted), not the whole card refused.
     return Field(
         min_length=1,
-        description=f"The numbers of the document's sentences {what} (the [n] before each), "
-        f"e.g. [3, 4]; at most {MAX_CITED}.",
+        description=f"Numbers [n] of the sentences {what}, e.g. [3, 4]; at most {MAX_CITED}.",
     )
 
 
