@@ -39,6 +39,7 @@ format: install
 
 ## make bench: ingest (project vs a naive loop) and serving (pages vs a static file)
 bench: install
+	@$(PY) -m pip install --quiet -e '.[bench]'
 	@$(PY) bench/ingest.py
 	@$(PY) bench/serve.py
 

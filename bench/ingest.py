@@ -14,9 +14,14 @@ comments and a footer — 60–90 KB each.
              extract, cluster and write its card (extractive enricher).
   - re-poll: the same feeds polled again (unchanged, answered 304): time as a share of
              the first poll of the feeds alone (a fresh database, no page reads), and
-             whether anything readers see was written (the content generation).
+             the statements that wrote during it (and whether anything readers see moved:
+             the content generation). Each contender runs in a child process of its own
+             against the same feed server: this tree, the code of `--against REV` (the
+             baseline of the same run, taking turns `--rounds` times) and, when installed
+             (`pip install -e '.[bench]'`), lemon24's `reader` polling the same feeds.
 
     .venv/bin/python bench/ingest.py [--feeds 20] [--entries 10] [--latency 0.05] [--threads 8]
+    .venv/bin/python bench/ingest.py --repoll-only --feeds 100 --against main~3 --rounds 3 [--profile]
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ import hashlib
 import json
 import os
 import random
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -34,11 +41,13 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import version
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# A child process may run another tree's code (--against: the baseline of the same run).
+sys.path.insert(0, os.environ.get("BENCH_CODE", str(ROOT)))
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
 os.environ.setdefault("SECRET_KEY", "bench-ingest")
 os.environ["DJANGO_SETTINGS_MODULE"] = "aggregator.settings"
@@ -57,10 +66,11 @@ import trafilatura  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from aggregator.ingest.run import poll_many  # noqa: E402
 from aggregator.models import Article, Source  # noqa: E402
-from aggregator.pagecache import current_generation  # noqa: E402
+from aggregator.pagecache import current_generation, written_table  # noqa: E402
 
 CONTENT = ROOT / "aggregator" / "demo" / "content"
 rng = random.Random(10)
@@ -143,7 +153,7 @@ def rss(base: str, feed: int, entries: list[tuple[str, str, datetime]]) -> bytes
 
 
 class Site:
-    def __init__(self, feeds: int, entries: int, latency: float):
+    def __init__(self, feeds: int, entries: int, latency: float, *, pages: bool = True):
         self.latency = latency
         self.routes: dict[str, tuple[bytes, str]] = {}
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
@@ -157,7 +167,8 @@ class Site:
                 title = f"{words(7).capitalize()} ({f}-{e})"
                 published = now - timedelta(minutes=37 * e + 3 * f)
                 path = f"/p/{f}/{e}.html"
-                self.routes[path] = (news_page(f, e, title, published), "text/html; charset=utf-8")
+                if pages:
+                    self.routes[path] = (news_page(f, e, title, published), "text/html; charset=utf-8")
                 items.append((title, self.base + path, published))
             self.routes[f"/feed/{f}.xml"] = (rss(self.base, f, items), "application/rss+xml")
         self.requests = 0
@@ -216,13 +227,13 @@ def naive(site: Site) -> tuple[int, float]:
     return done, time.perf_counter() - started
 
 
-def fresh_database(site: Site) -> None:
+def fresh_database(urls: list[str]) -> None:
     connection.close()
     db = Path(settings.DATABASES["default"]["NAME"])
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
     call_command("migrate", verbosity=0)
-    for n, url in enumerate(site.feed_urls()):
+    for n, url in enumerate(urls):
         Source.objects.create(name=f"Bench {n}", slug=f"bench-{n}", feed_url=url)
 
 
@@ -233,13 +244,179 @@ def timed_poll(*, read: bool, threads: int) -> tuple[float, object]:
     return time.perf_counter() - started, totals
 
 
+def repoll_child(urls: list[str], *, threads: int, profile: bool) -> dict:
+    """In a child process: the first poll of the feeds alone on a fresh database, then a
+    re-poll of the unchanged feeds, counting the statements that wrote during it."""
+    fresh_database(urls)
+    first_s, _ = timed_poll(read=False, threads=threads)
+    generation = current_generation()[0]
+    articles = Article.objects.count()
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu = time.process_time()
+    with CaptureQueriesContext(connection) as queries:
+        repoll_s, _ = timed_poll(read=False, threads=threads)
+    cpu = time.process_time() - cpu
+    if profile:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+    writes: dict[str, int] = {}
+    for query in queries.captured_queries[1:]:  # [0]: the bench's own next_poll_at reset
+        table = written_table(query["sql"])
+        if table:
+            writes[table] = writes.get(table, 0) + 1
+    wrote = current_generation()[0] != generation or Article.objects.count() != articles
+    return {"first": first_s, "repoll": repoll_s, "cpu": cpu, "wrote": wrote, "writes": writes}
+
+
+def reader_child(urls: list[str], *, threads: int) -> dict:
+    """lemon24's `reader` polling the same feeds: add them, update all (the first poll),
+    then update all again (unchanged: its conditional GET is answered 304)."""
+    from reader import make_reader
+
+    lib = make_reader(str(Path(os.environ["DATA_DIR"]) / "reader.sqlite"))
+    for url in urls:
+        lib.add_feed(url)
+    started = time.perf_counter()
+    lib.update_feeds(scheduled=False, workers=threads)
+    first_s = time.perf_counter() - started
+    entries = lib.get_entry_counts().total
+    started = time.perf_counter()
+    lib.update_feeds(scheduled=False, workers=threads)
+    repoll_s = time.perf_counter() - started
+    wrote = lib.get_entry_counts().total != entries
+    lib.close()
+    return {"first": first_s, "repoll": repoll_s, "wrote": wrote, "writes": {}}
+
+
+def reader_installed() -> bool:
+    try:
+        import reader  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def baseline_tree(rev: str) -> Path:
+    """The code of `rev` in a scratch directory (git archive: no worktree to clean up)."""
+    target = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def run_child(kind: str, code: Path, site: Site, args) -> dict:
+    env = {**os.environ, "BENCH_CODE": str(code)}
+    env.pop("DATA_DIR", None)
+    command = [sys.executable, __file__, "--child", kind, "--base", site.base]
+    command += ["--feeds", str(args.feeds), "--threads", str(args.threads)]
+    if args.profile and kind == "repoll" and code == ROOT:
+        command.append("--profile")
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def repoll_runs(site: Site, args) -> list[tuple[str, dict]]:
+    """Each contender in a child process of its own (the feed server stays here), the
+    baseline and this tree taking turns, `--rounds` times; then `reader` once."""
+    contenders = [("project, this tree", ROOT)]
+    if args.against:
+        rev = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        contenders.insert(0, (f"project at {rev} (before)", baseline_tree(args.against)))
+    runs = []
+    for n in range(args.rounds):
+        for name, code in contenders:
+            print(f"  {name}, round {n + 1} …", flush=True)
+            runs.append((name, run_child("repoll", code, site, args)))
+    if reader_installed():
+        print("  reader (lemon24) …", flush=True)
+        runs.append(("reader " + version("reader"), run_child("reader", ROOT, site, args)))
+    else:
+        print("  reader is not installed (pip install reader): no comparison", flush=True)
+    return runs
+
+
+def print_repoll(runs: list[tuple[str, dict]]) -> None:
+    print(
+        f"{'re-poll of unchanged feeds (304)':34} {'first s':>8} {'re-poll s':>10} {'share':>7}  writes in the re-poll"
+    )
+    for name, run in runs:
+        writes = ", ".join(f"{table} {n}" for table, n in sorted(run["writes"].items())) or "none"
+        seen = "; readers' content changed!" if run["wrote"] else ""
+        print(
+            f"{name:34} {run['first']:8.2f} {run['repoll']:10.3f} {run['repoll'] / run['first']:7.1%}  {writes}{seen}"
+        )
+    print(f"{'goal':34} {'':8} {'':10} {'<= 5%':>7}  no article written")
+    medians = {}
+    for name in dict.fromkeys(name for name, _ in runs):
+        mine = [run for n, run in runs if n == name]
+        medians[name] = (
+            statistics.median(r["repoll"] for r in mine),
+            statistics.median(r["first"] for r in mine),
+        )
+    print("medians:")
+    for name, (repoll_s, first_s) in medians.items():
+        print(f"  {name:32} re-poll {repoll_s:.3f} s, first poll {first_s:.2f} s")
+    if len(medians) > 1:
+        this = medians["project, this tree"][0]
+        for name, (repoll_s, _) in medians.items():
+            if name != "project, this tree":
+                print(f"  this tree's re-poll is {repoll_s / this:.1f}x as fast as that of {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--feeds", type=int, default=20)
     parser.add_argument("--entries", type=int, default=10)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=settings.INGEST_THREADS)
+    parser.add_argument(
+        "--repoll-only",
+        action="store_true",
+        help="only the first poll of the feeds and the re-poll (no pages, no naive loop)",
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="also run the re-poll with the code of this git revision (before/after)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="re-poll runs per contender, taking turns")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of this tree's re-poll")
+    parser.add_argument("--child", choices=["repoll", "reader"], help=argparse.SUPPRESS)
+    parser.add_argument("--base", help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    if args.child:
+        urls = [f"{args.base}/feed/{f}.xml" for f in range(args.feeds)]
+        if args.child == "reader":
+            result = reader_child(urls, threads=args.threads)
+        else:
+            result = repoll_child(urls, threads=args.threads, profile=args.profile)
+        print(json.dumps(result))
+        return
+
+    if args.repoll_only:
+        print(f"Serving {args.feeds} feeds x {args.entries} entries (no pages) …", flush=True)
+        with Site(args.feeds, args.entries, args.latency, pages=False) as site:
+            print("First poll of the feeds alone (fresh database), then a re-poll …", flush=True)
+            runs = repoll_runs(site, args)
+        print()
+        print(
+            f"{args.feeds} feeds x {args.entries} entries, {args.latency * 1000:.0f} ms latency, "
+            f"{args.threads} fetch threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        )
+        print_repoll(runs)
+        return
 
     print(f"Generating {args.feeds} feeds x {args.entries} news pages …", flush=True)
     with Site(args.feeds, args.entries, args.latency) as site:
@@ -251,18 +428,13 @@ def main() -> None:
         print(f"  {naive_done} articles in {naive_s:.1f} s", flush=True)
 
         print(f"Project: poll_many(read=True), {args.threads} fetch threads, empty SQLite …", flush=True)
-        fresh_database(site)
+        fresh_database(site.feed_urls())
         project_s, totals = timed_poll(read=True, threads=args.threads)
         cards = Article.objects.filter(insight__isnull=False).count()
         print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
 
         print("First poll of the feeds alone (fresh database, no page reads), then a re-poll …", flush=True)
-        fresh_database(site)
-        first_s, _ = timed_poll(read=False, threads=args.threads)
-        generation = current_generation()[0]
-        articles = Article.objects.count()
-        repoll_s, repoll = timed_poll(read=False, threads=args.threads)
-        wrote = current_generation()[0] != generation or Article.objects.count() != articles
+        runs = repoll_runs(site, args)
 
     naive_rate = naive_done / naive_s
     project_rate = cards / project_s
@@ -274,12 +446,9 @@ def main() -> None:
     print(f"{'naive sequential loop':40} {naive_rate:8.1f} articles/s")
     print(f"{'project (poll + read + cluster + card)':40} {project_rate:8.1f} articles/s")
     print(f"{'ratio project / naive':40} {project_rate / naive_rate:8.2f}x   (goal >= 3x)")
-    print(f"{'first poll, feeds only':40} {first_s:8.2f} s")
-    print(
-        f"{'re-poll, unchanged (304)':40} {repoll_s:8.2f} s = {repoll_s / first_s:.0%} of the first poll"
-        f", {repoll_s / project_s:.1%} of empty-to-cards   (goal <= 5%)"
-    )
-    print(f"{'re-poll wrote anything readers see':40} {'yes' if wrote else 'no'}")
+    print_repoll(runs)
+    mine = [run for name, run in runs if name == "project, this tree"][-1]
+    print(f"{'re-poll / empty-to-cards':34} {mine['repoll'] / project_s:.1%}")
 
 
 if __name__ == "__main__":

@@ -74,11 +74,12 @@ def poll_many(
     here unless the caller did (`claim=False`: the dispatcher's batches)."""
     totals = Totals()
     threads = threads or settings.INGEST_THREADS
+    sources = list(sources)
+    if claim:
+        Source.claim_polls(sources, now=timezone.now())
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
         pending: dict[Future, tuple[str, object]] = {}
         for source in sources:
-            if claim:
-                source.claim_poll(now=timezone.now(), lease_minutes=source.poll_interval or 30)
             pending[pool.submit(_fetch_feed_safely, source)] = ("feed", source)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
