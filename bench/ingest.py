@@ -153,15 +153,25 @@ def rss(base: str, feed: int, entries: list[tuple[str, str, datetime]]) -> bytes
 
 
 class Site:
-    def __init__(self, feeds: int, entries: int, latency: float, *, pages: bool = True):
+    """The publishers: `hosts` loopback addresses (127.0.0.1, 127.0.0.2, …, one server
+    each), feed f and its pages on host f % hosts. Real feeds live on many hosts; on one,
+    FETCH_PER_HOST (politeness) bounds how many fetches are in flight."""
+
+    def __init__(self, feeds: int, entries: int, latency: float, *, pages: bool = True, hosts: int = 1):
         self.latency = latency
         self.routes: dict[str, tuple[bytes, str]] = {}
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 256
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.servers = []
+        for h in range(max(1, min(hosts, feeds, 250))):
+            httpd = ThreadingHTTPServer((f"127.0.0.{h + 1}", 0), self.handler())
+            httpd.daemon_threads = True
+            httpd.request_queue_size = 256
+            self.servers.append(httpd)
+        self.bases = [f"http://{h.server_address[0]}:{h.server_address[1]}" for h in self.servers]
+        self.base = self.bases[0]
+        self.feed_list: list[str] = []
         now = datetime.now(UTC).replace(microsecond=0)
         for f in range(feeds):
+            base = self.bases[f % len(self.bases)]
             items = []
             for e in range(entries):
                 title = f"{words(7).capitalize()} ({f}-{e})"
@@ -169,8 +179,9 @@ class Site:
                 path = f"/p/{f}/{e}.html"
                 if pages:
                     self.routes[path] = (news_page(f, e, title, published), "text/html; charset=utf-8")
-                items.append((title, self.base + path, published))
-            self.routes[f"/feed/{f}.xml"] = (rss(self.base, f, items), "application/rss+xml")
+                items.append((title, base + path, published))
+            self.routes[f"/feed/{f}.xml"] = (rss(base, f, items), "application/rss+xml")
+            self.feed_list.append(f"{base}/feed/{f}.xml")
         self.requests = 0
 
     def handler(self):
@@ -203,14 +214,16 @@ class Site:
         return Handler
 
     def feed_urls(self) -> list[str]:
-        return [self.base + p for p in self.routes if p.startswith("/feed/")]
+        return list(self.feed_list)
 
     def __enter__(self) -> Site:
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        for httpd in self.servers:
+            threading.Thread(target=httpd.serve_forever, args=(0.5,), daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
+        for httpd in self.servers:
+            httpd.shutdown()
 
 
 def naive(site: Site) -> tuple[int, float]:
@@ -244,9 +257,23 @@ def timed_poll(*, read: bool, threads: int) -> tuple[float, object]:
     return time.perf_counter() - started, totals
 
 
-def repoll_child(urls: list[str], *, threads: int, profile: bool) -> dict:
+def dispatched_poll() -> tuple[float, None]:
+    """The dispatcher's path without a broker: claim_due_sources, then poll_sources_task
+    for each POLL_BATCH of them, one after the other (as one worker would run them)."""
+    from aggregator import tasks
+
+    Source.objects.update(next_poll_at=None)
+    started = time.perf_counter()
+    while ids := [source.pk for source in tasks.claim_due_sources(limit=500)]:
+        for first in range(0, len(ids), settings.POLL_BATCH):
+            tasks.poll_sources_task(ids[first : first + settings.POLL_BATCH])
+    return time.perf_counter() - started, None
+
+
+def repoll_child(urls: list[str], *, threads: int, profile: bool, dispatch: bool = False) -> dict:
     """In a child process: the first poll of the feeds alone on a fresh database, then a
-    re-poll of the unchanged feeds, counting the statements that wrote during it."""
+    re-poll of the unchanged feeds (with `dispatch`, through the dispatcher's tasks),
+    counting the statements that wrote during it."""
     fresh_database(urls)
     first_s, _ = timed_poll(read=False, threads=threads)
     generation = current_generation()[0]
@@ -258,7 +285,7 @@ def repoll_child(urls: list[str], *, threads: int, profile: bool) -> dict:
         profiler.enable()
     cpu = time.process_time()
     with CaptureQueriesContext(connection) as queries:
-        repoll_s, _ = timed_poll(read=False, threads=threads)
+        repoll_s, _ = dispatched_poll() if dispatch else timed_poll(read=False, threads=threads)
     cpu = time.process_time() - cpu
     if profile:
         import pstats
@@ -313,11 +340,12 @@ def baseline_tree(rev: str) -> Path:
 def run_child(kind: str, code: Path, site: Site, args) -> dict:
     env = {**os.environ, "BENCH_CODE": str(code)}
     env.pop("DATA_DIR", None)
-    command = [sys.executable, __file__, "--child", kind, "--base", site.base]
-    command += ["--feeds", str(args.feeds), "--threads", str(args.threads)]
+    command = [sys.executable, __file__, "--child", kind, "--threads", str(args.threads)]
     if args.profile and kind == "repoll" and code == ROOT:
         command.append("--profile")
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    done = subprocess.run(
+        command, env=env, input=json.dumps(site.feed_urls()), stdout=subprocess.PIPE, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -338,6 +366,8 @@ def repoll_runs(site: Site, args) -> list[tuple[str, dict]]:
         for name, code in contenders:
             print(f"  {name}, round {n + 1} …", flush=True)
             runs.append((name, run_child("repoll", code, site, args)))
+    print("  this tree, re-poll through the dispatcher's tasks …", flush=True)
+    runs.append(("this tree, dispatcher's tasks", run_child("dispatch", ROOT, site, args)))
     if reader_installed():
         print("  reader (lemon24) …", flush=True)
         runs.append(("reader " + version("reader"), run_child("reader", ROOT, site, args)))
@@ -348,13 +378,16 @@ def repoll_runs(site: Site, args) -> list[tuple[str, dict]]:
 
 def print_repoll(runs: list[tuple[str, dict]]) -> None:
     print(
-        f"{'re-poll of unchanged feeds (304)':34} {'first s':>8} {'re-poll s':>10} {'share':>7}  writes in the re-poll"
+        f"{'re-poll of unchanged feeds (304)':34} {'first s':>8} {'re-poll s':>10} {'share':>7} {'CPU s':>6}"
+        "  writes in the re-poll"
     )
     for name, run in runs:
         writes = ", ".join(f"{table} {n}" for table, n in sorted(run["writes"].items())) or "none"
         seen = "; readers' content changed!" if run["wrote"] else ""
+        cpu = f"{run['cpu']:6.2f}" if "cpu" in run else f"{'':6}"
         print(
-            f"{name:34} {run['first']:8.2f} {run['repoll']:10.3f} {run['repoll'] / run['first']:7.1%}  {writes}{seen}"
+            f"{name:34} {run['first']:8.2f} {run['repoll']:10.3f} {run['repoll'] / run['first']:7.1%} {cpu}"
+            f"  {writes}{seen}"
         )
     print(f"{'goal':34} {'':8} {'':10} {'<= 5%':>7}  no article written")
     medians = {}
@@ -392,34 +425,38 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="re-poll runs per contender, taking turns")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of this tree's re-poll")
-    parser.add_argument("--child", choices=["repoll", "reader"], help=argparse.SUPPRESS)
-    parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["repoll", "dispatch", "reader"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--hosts", type=int, default=1, help="loopback addresses the feeds are spread over (127.0.0.1, .2, …)"
+    )
     args = parser.parse_args()
 
     if args.child:
-        urls = [f"{args.base}/feed/{f}.xml" for f in range(args.feeds)]
+        urls = json.loads(sys.stdin.read())  # the feeds' addresses, from the parent
         if args.child == "reader":
             result = reader_child(urls, threads=args.threads)
         else:
-            result = repoll_child(urls, threads=args.threads, profile=args.profile)
+            result = repoll_child(
+                urls, threads=args.threads, profile=args.profile, dispatch=args.child == "dispatch"
+            )
         print(json.dumps(result))
         return
 
     if args.repoll_only:
         print(f"Serving {args.feeds} feeds x {args.entries} entries (no pages) …", flush=True)
-        with Site(args.feeds, args.entries, args.latency, pages=False) as site:
+        with Site(args.feeds, args.entries, args.latency, pages=False, hosts=args.hosts) as site:
             print("First poll of the feeds alone (fresh database), then a re-poll …", flush=True)
             runs = repoll_runs(site, args)
         print()
         print(
-            f"{args.feeds} feeds x {args.entries} entries, {args.latency * 1000:.0f} ms latency, "
-            f"{args.threads} fetch threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+            f"{args.feeds} feeds x {args.entries} entries on {len(site.servers)} hosts, "
+            f"{args.latency * 1000:.0f} ms latency, {args.threads} fetch threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
         print_repoll(runs)
         return
 
     print(f"Generating {args.feeds} feeds x {args.entries} news pages …", flush=True)
-    with Site(args.feeds, args.entries, args.latency) as site:
+    with Site(args.feeds, args.entries, args.latency, hosts=args.hosts) as site:
         sizes = [len(b) for p, (b, _) in site.routes.items() if p.startswith("/p/")]
         print(f"  pages {min(sizes) // 1024}–{max(sizes) // 1024} KB, latency {args.latency * 1000:.0f} ms")
 
