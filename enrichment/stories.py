@@ -201,9 +201,11 @@ def entity_overlap(mine: dict[str, float], theirs: dict[str, float]) -> tuple[fl
     shared = mine.keys() & theirs.keys()
     if len(shared) < MIN_SHARED:
         return 0.0, shared
+    # fsum: exact whatever order the set iterates in (PYTHONHASHSEED), so a score at a
+    # threshold or a tie between two candidates comes out the same in every process.
     return max(
-        sum(mine[k] for k in shared) / sum(mine.values()),
-        sum(theirs[k] for k in shared) / sum(theirs.values()),
+        math.fsum(mine[k] for k in shared) / math.fsum(mine.values()),
+        math.fsum(theirs[k] for k in shared) / math.fsum(theirs.values()),
     ), shared
 
 
@@ -212,7 +214,7 @@ def word_cosine(mine: Vector, theirs: Vector) -> float:
     shared = mine.words.keys() & theirs.words.keys()
     if not shared or not mine.words_norm or not theirs.words_norm:
         return 0.0
-    return sum(mine.words[w] * theirs.words[w] for w in shared) / (mine.words_norm * theirs.words_norm)
+    return math.fsum(mine.words[w] * theirs.words[w] for w in shared) / (mine.words_norm * theirs.words_norm)
 
 
 def similarity(mine: Vector, theirs: Vector) -> float:
@@ -249,10 +251,10 @@ def _vectors(article_ids: list[int]) -> dict[int, tuple[Vector, int | None]]:
     return found
 
 
-def best_match(article: Article, vector: Vector) -> Match | None:
-    """The most similar article of the window, if similar enough."""
+def matches(article: Article, vector: Vector) -> list[Match]:
+    """The articles of the window similar enough to join, most similar first."""
     if not vector.keys:
-        return None
+        return []
     low, high = around(article.sort_at, WINDOW)
     hits = (
         StoryKey.objects.filter(key__in=list(vector.keys), sort_at__gte=low, sort_at__lte=high)
@@ -263,13 +265,32 @@ def best_match(article: Article, vector: Vector) -> Match | None:
     )
     candidate_ids = [h["article_id"] for h in hits]
     if not candidate_ids:
-        return None
+        return []
     scored = [
         Match(pk, story_id, similarity(vector, theirs))
         for pk, (theirs, story_id) in _vectors(candidate_ids).items()
     ]
-    best = max(scored, key=lambda m: (m.score, -m.article_id))
-    return best if best.score >= THRESHOLD else None
+    return sorted((m for m in scored if m.score >= THRESHOLD), key=lambda m: (-m.score, m.article_id))
+
+
+def best_match(article: Article, vector: Vector) -> Match | None:
+    """The most similar article of the window, if similar enough."""
+    found = matches(article, vector)
+    return found[0] if found else None
+
+
+def _locked_stories(story_ids: Iterable[int]) -> list[Story]:
+    """The stories, row-locked to the end of the transaction in id order (so a merge and
+    a worker joining one of them wait for each other instead of one writing an article
+    into a story the other deletes); a story merged meanwhile is replaced by its survivor."""
+    ids = set(story_ids)
+    found = list(Story.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    gone = ids - {s.pk for s in found}
+    if gone:
+        survivors = set(StoryRedirect.objects.filter(old_id__in=gone).values_list("story_id", flat=True))
+        survivors -= {s.pk for s in found}
+        found += Story.objects.select_for_update().filter(pk__in=survivors).order_by("pk")
+    return sorted(found, key=lambda s: s.pk)
 
 
 def _index(article: Article, vector: Vector) -> None:
@@ -397,12 +418,22 @@ def place_article(
         current = Article.objects.filter(pk=article_id).values_list("story_id", flat=True).first()
         if current and not again:
             return Story.objects.get(pk=current)  # another worker placed it meanwhile
-        match = best_match(article, vector)
+        found = matches(article, vector)
+        match = found[0] if found else None
         _index(article, vector)
         story = None
         if match is not None:
-            story = Story.objects.filter(pk=match.story_id).first() if match.story_id else None
-            if story is None:  # the neighbour predates clustering: give it a story now
+            # Every story the article matches is one event: two reports that did not
+            # match each other opened a story each, and this one bridges them. Without
+            # the merge, which reports end up together would depend on the order they
+            # came in (a worker's timing). The oldest story survives; the others'
+            # addresses redirect to it.
+            joined = _locked_stories({m.story_id for m in found if m.story_id})
+            if joined:
+                story, *others = joined
+                if others:
+                    merge_stories(story, others)
+            else:  # the neighbour predates clustering: give it a story now
                 neighbour = Article.objects.get(pk=match.article_id)
                 story = _new_story(neighbour)
                 Article.objects.filter(pk=neighbour.pk).update(story=story)
@@ -438,8 +469,12 @@ def merge_stories(survivor: Story, others: Iterable[Story]) -> int:
     from enrichment.models import RecapItem
 
     merged = 0
+    others = list(others)
     with transaction.atomic():
+        locked = {s.pk for s in _locked_stories([survivor.pk, *(o.pk for o in others)])}
         for other in others:
+            if other.pk not in locked:  # merged by another worker meanwhile
+                continue
             if other.pk == survivor.pk:
                 continue
             Article.objects.filter(story=other).update(story=survivor)

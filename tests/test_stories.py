@@ -18,7 +18,7 @@ import pytest
 from django.utils import timezone
 
 from aggregator.demo.server import load_publications
-from aggregator.models import Article, ArticleVector, KeyStat, Source, Story
+from aggregator.models import Article, ArticleVector, KeyStat, Source, Story, StoryKey
 from enrichment.stories import (
     HOT_KEY,
     MAX_KEYS,
@@ -162,6 +162,82 @@ def test_an_article_without_a_date_or_text_gets_a_story_of_its_own():
     article = Article.objects.create(source=source, guid="x", url="http://127.0.0.1:9/x", title="", text="")
     story = assign_story(article.pk)
     assert story is not None and story.article_count == 1
+
+
+BRIDGE = [  # one event: the first two reports share too few names to match each other
+    (
+        "en",
+        "Kestrel Freight halts rail cargo at Harwick after signal fault",
+        "Kestrel Freight stopped every cargo train at Harwick on 17 November 2026. Operations "
+        "chief Mira Voss said engineers replaced the faulty signal relay overnight.",
+    ),
+    (
+        "de",
+        "Kestrel stoppt Güterzüge in Lindau",
+        "Am 17. November 2026 standen bei Kestrel in Lindau alle Güterzüge still, sagte "
+        "Sprecher Jonas Brenner.",
+    ),
+    (
+        "zh",
+        "Kestrel Freight货运列车停运",
+        "2026年11月17日，Kestrel Freight在Harwick和Lindau的货运列车全部停运。Mira Voss和Jonas "
+        "Brenner表示信号故障已修复。",
+    ),
+]
+
+
+def test_a_report_matching_two_stories_of_one_event_merges_them_into_the_oldest(client):
+    """Clustering must not depend on the order reports come in (in a poll, the order
+    their pages arrive): when two reports that do not match each other came first, each
+    opened a story, and a later report that matches both joined only one of them; the
+    event stayed split for good (the demo's Stratus Cloud outage, 1 order in 20)."""
+    source = {}
+    articles = []
+    for n, (language, title, text) in enumerate(BRIDGE):
+        source[language] = Source.objects.create(
+            name=f"S{n}", slug=f"s{n}", feed_url=f"http://127.0.0.1:9/{n}", language=language
+        )
+        articles.append(
+            Article.objects.create(
+                source=source[language],
+                guid=str(n),
+                url=f"http://127.0.0.1:9/a/{n}",
+                title=title,
+                text=text,
+                language=language,
+                published_at=ANCHOR + timedelta(minutes=n),
+                sort_at=ANCHOR + timedelta(minutes=n),
+                state=Article.State.EXTRACTED,
+            )
+        )
+    english, german, chinese = (assign_story(a.pk) for a in articles)
+    assert english.pk != german.pk  # the first two alone are two stories
+
+    assert chinese.pk == english.pk and chinese.article_count == 3 and chinese.publisher_count == 3
+    assert set(Article.objects.values_list("story_id", flat=True)) == {english.pk}
+    assert not Story.objects.filter(pk=german.pk).exists()
+    response = client.get(f"/story/{german.pk}/")
+    assert response.status_code == 301 and response["Location"] == f"/story/{english.pk}/"
+
+
+def test_the_demo_outage_is_one_story_whatever_order_its_reports_come_in():
+    """The order the demo poll's threads happened to give once split the Stratus Cloud
+    reports: the German and one English report first (no match between them), then the
+    Chinese one that matches both."""
+    items = {i["source"]: i for i in labelled_set() if i["story"] == "stratus-outage" and "/" in i["id"]}
+    made = load(list(items.values()))
+    by_source = {item["source"]: made[item["id"]] for item in items.values()}
+    for order in (
+        ["rheinblick", "ledger-daily", "qianfeng", "northwind-tech", "harbor-post"],
+        ["ledger-daily", "rheinblick", "northwind-tech", "harbor-post", "qianfeng"],
+        ["harbor-post", "qianfeng", "ledger-daily", "rheinblick", "northwind-tech"],
+    ):
+        Article.objects.update(story=None)
+        for model in (StoryKey, ArticleVector, KeyStat, Story):
+            model.objects.all().delete()
+        for name in order:
+            assign_story(by_source[name].pk)
+        assert Article.objects.values("story").distinct().count() == 1, order
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
