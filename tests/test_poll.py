@@ -251,3 +251,49 @@ def test_atom_titles_are_read_by_their_type(server):
     assert titles["urn:1"] == "Escaped twice: <script> in an HTML title"
     assert titles["urn:2"] == "Plain: <script> in a text title"
     assert titles["urn:3"] == "Real markup: bold gone"  # markup in an HTML title is markup
+
+
+ENTRIES_TO_SHOW_OR_NOT = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Kinds of entry</title>
+<entry><id>urn:full</id><title>A whole entry</title><link href="http://127.0.0.1:9/full"/></entry>
+<entry><title>A headline with no id and no link</title><updated>2026-11-20T10:00:00Z</updated></entry>
+<entry><link href="http://127.0.0.1:9/bare"/></entry>
+<entry><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><img alt="An image, nothing else"/></div></content></entry>
+<entry><id>urn:markup-only</id><content type="html">&lt;a href="http://127.0.0.1:9/x"&gt;&lt;/a&gt;</content></entry>
+<entry><content type="html">&lt;p&gt;Only text, which gives the headline.&lt;/p&gt;</content></entry>
+</feed>"""
+
+
+def test_it_keeps_an_entry_with_a_headline_text_or_link_and_skips_bare_markup_in_words(server):
+    """What the corpus test (tests/test_corpus.py) counts: an entry is kept when a reader
+    has something to read (a headline, text) or a publisher's page to read it from (a
+    link, extracted later); markup alone with no link (an image the sanitizer drops, an
+    empty link: the feedparser corpus's encoding/http_encoding_attribute_crash.xml) is
+    skipped, and the warning says how many."""
+    source = make_source(
+        server.route("/f.xml", Reply(200, ENTRIES_TO_SHOW_OR_NOT, {"Content-Type": "application/atom+xml"}))
+    )
+    result = poll(source)
+    kept = sorted(Article.objects.values_list("title", "url"))
+    assert kept == [
+        ("(untitled)", "http://127.0.0.1:9/bare"),
+        ("A headline with no id and no link", ""),
+        ("A whole entry", "http://127.0.0.1:9/full"),
+        ("Only text, which gives the headline.", ""),
+    ]
+    assert result.entries == 6 and len(result.new_article_ids) == 4
+    source.refresh_from_db()
+    assert source.last_error == "2 entries had no title, text or link and were skipped"
+
+
+def test_small_print_is_text_and_zero_sized_print_is_hidden():
+    """font-size: 0.9em is small, not hidden (the corpus's style_font_size_0_9em.xml lost
+    its only text to a substring match on "font-size:0"); a zero size in any unit is."""
+    from aggregator.ingest.clean import sanitize_html
+
+    for style in ("font-size: 0.9em;", "font-size:0.5em", "font-size: 10px", "font-size:05px"):
+        assert (
+            sanitize_html(f'<p>a <span style="{style}">small print</span> b</p>') == "<p>a small print b</p>"
+        )
+    for style in ("font-size:0", "Font-Size: 0px", "color: red; font-size: .0em !important", "font-size:0%"):
+        assert sanitize_html(f'<p>a <span style="{style}">hidden print</span> b</p>') == "<p>a  b</p>", style

@@ -86,10 +86,14 @@ _HIDDEN = (
     " 'display:none')]"
     " | //*[contains(translate(@style, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ ', 'abcdefghijklmnopqrstuvwxyz'),"
     " 'visibility:hidden')]"
-    " | //*[contains(translate(@style, ' ', ''), 'font-size:0')]"
     " | //*[contains(concat(' ', normalize-space(@class), ' '), ' sr-only ')]"
     " | //*[contains(concat(' ', normalize-space(@class), ' '), ' visually-hidden ')]"
     " | //*[contains(concat(' ', normalize-space(@class), ' '), ' screen-reader-text ')]"
+)
+# A zero font size (0, 0px, 0.0em…) hides text; 0.9em does not (XPath 1.0 cannot tell
+# the two apart, so this one is matched here).
+_ZERO_FONT = re.compile(
+    r"(?:^|;)\s*font-size\s*:\s*(?:0+(?:\.0*)?|\.0+)(?:[a-z]+|%)?\s*(?:!\s*important\s*)?(?:;|$)", re.I
 )
 _MAYBE_HIDDEN = re.compile(r"hidden|display|font-size|sr-only|<template", re.IGNORECASE)
 
@@ -97,6 +101,11 @@ _MAYBE_HIDDEN = re.compile(r"hidden|display|font-size|sr-only|<template", re.IGN
 def drop_hidden(tree) -> int:
     """Remove the hidden elements of an lxml.html tree (their tails stay); how many."""
     hidden = tree.xpath(_HIDDEN)
+    hidden += [
+        element
+        for element in tree.xpath("//*[contains(translate(@style, 'FONTSIZE', 'fontsize'), 'font-size')]")
+        if _ZERO_FONT.search(element.get("style", "")) and element not in hidden
+    ]
     for element in hidden:
         if element.getparent() is not None:
             element.drop_tree()

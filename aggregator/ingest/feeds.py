@@ -99,7 +99,7 @@ class ParsedFeed:
         if self.malformed:
             parts.append(f"the feed is not well-formed ({self.malformed}); kept what could be read")
         if self.skipped:
-            parts.append(f"{self.skipped} entries had no title, link or content and were skipped")
+            parts.append(f"{self.skipped} entries had no title, text or link and were skipped")
         return "; ".join(parts)
 
 
@@ -160,8 +160,11 @@ def _entry(entry, *, base: str, feed_language: str) -> EntryData | None:
         summary_html = ""
     title = _title(entry)[:1000]
     if not title:
-        title = one_line(summary_html or content_html)[:120]
-    if not (title or link or content_html):
+        title = (one_line(summary_html) or one_line(content_html))[:120]
+    if not (title or link):
+        # Nothing a reader could read (no headline, no text: markup alone, such as an
+        # image the sanitizer drops or an empty link) and no page of the publisher's to
+        # read it from: an "(untitled)" card leading nowhere. Counted in the warning.
         return None
     published = _as_datetime(entry.get("published_parsed")) or _as_datetime(entry.get("updated_parsed"))
     guid = strip_invisible(str(entry.get("id") or "")).strip() or link
