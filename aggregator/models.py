@@ -521,6 +521,13 @@ class Article(models.Model):
             models.Index(fields=["state", "state_changed_at"]),
             # Listings rank recent articles plus every featured one (aggregator.listings).
             models.Index(fields=["sort_at"], condition=models.Q(is_featured=True), name="article_featured"),
+            # One index per listing order (front page, week: sort_at; search: see
+            # aggregator.search): category pages and feeds, source feeds, source pages
+            # (featured first), and a story's reports.
+            models.Index(fields=["category", "sort_at", "id"], name="article_category_order"),
+            models.Index(fields=["source", "sort_at", "id"], name="article_source_order"),
+            models.Index(fields=["source", "is_featured", "sort_at", "id"], name="article_source_page"),
+            models.Index(fields=["story", "published_at", "collected_at", "id"], name="article_story_order"),
         ]
 
     def __str__(self) -> str:
