@@ -7,4 +7,7 @@ class AggregatorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from aggregator import pagecache  # noqa: F401  (connects the write watcher)
+        from aggregator import (
+            pagecache,  # noqa: F401  (connects the write watcher)
+            search,  # noqa: F401  (repairs the SQLite search index after migrate)
+        )
