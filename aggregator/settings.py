@@ -161,7 +161,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "aggregator.pagecache.PageCacheMiddleware",
-    "django.middleware.gzip.GZipMiddleware",
+    "aggregator.pagecache.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.http.ConditionalGetMiddleware",
