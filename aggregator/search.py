@@ -2,7 +2,7 @@
 
 PostgreSQL: a stored, generated tsvector column `aggregator_article.search_document`
 (title weight A, excerpt B, text C, the 'simple' configuration: the site holds several
-languages) with a GIN index, made by migration 0009; ranked with ts_rank (SearchRank).
+languages) with a GIN index, made by migration 0010; ranked with ts_rank (SearchRank).
 The database computes the column on every write, so `.update()`s keep it right too.
 
 SQLite: an FTS5 table `aggregator_article_fts` over the same three columns, kept in step
@@ -67,7 +67,7 @@ SQLITE_TRIGGERS = {
 
 
 def install_search_index(conn=connection) -> None:
-    """Make the stored index if it is missing (idempotent; run by migration 0009 and
+    """Make the stored index if it is missing (idempotent; run by migration 0010 and
     after every migrate on SQLite, where a rebuilt table loses its triggers)."""
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
@@ -121,7 +121,9 @@ def _repair(sender, using: str = "default", **kwargs) -> None:
     conn = connections[using]
     if getattr(sender, "label", "") == "aggregator":
         with conn.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM django_migrations WHERE app = 'aggregator' AND name LIKE '0009_%%'")
+            cursor.execute(
+                "SELECT 1 FROM django_migrations WHERE app = 'aggregator' AND name = '0010_search_index'"
+            )
             if cursor.fetchone() is None:
                 return  # migrated backwards past the index
         install_search_index(conn)
@@ -156,7 +158,7 @@ def _search_postgresql(articles: QuerySet, words: list[str]) -> QuerySet:
             articles = articles.filter(_substring(word))
     if not indexed:
         return articles.order_by("-sort_at", "-pk")
-    # Constant SQL (the column is not a model field: migration 0009 adds it on PostgreSQL
+    # Constant SQL (the column is not a model field: migration 0010 adds it on PostgreSQL
     # only); the reader's words only ever travel as parameters.
     document = RawSQL(f'"aggregator_article"."{PG_COLUMN}"', [], output_field=SearchVectorField())  # noqa: S611
     search_query = SearchQuery(" ".join(indexed), search_type="websearch", config="simple")

@@ -18,7 +18,7 @@ def remove(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("aggregator", "0008_listing_indexes"),
+        ("aggregator", "0009_listing_indexes"),
     ]
 
     operations = [migrations.RunPython(install, remove)]
