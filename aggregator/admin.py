@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from aggregator.ingest.discover import NoFeedFound, discover_feed
+from aggregator.ingest.leases import POLL, mark_queued
 from aggregator.ingest.opml import OpmlError, export_opml, import_opml
 from aggregator.models import Article, AudienceTag, Category, PollLog, Source, Story
 
@@ -241,6 +242,8 @@ class SourceAdmin(admin.ModelAdmin):
         queued = 0
         for source in queryset[:200]:
             if source.claim_poll(now=now, lease_minutes=source.poll_interval or 30):
+                # Marked queued: if the task is lost, the next tick hands the poll out again.
+                mark_queued(POLL, [source.pk], now=now)
                 async_task("aggregator.tasks.fetch_now_task", source.pk, group="poll")
                 self.log_change(request, source, "Fetch requested")
                 queued += 1

@@ -60,9 +60,19 @@ class AudienceTag(models.Model):
 
 class SourceQuerySet(models.QuerySet):
     def due(self, now: datetime | None = None) -> SourceQuerySet:
+        """Active sources whose poll is due, or whose last poll was claimed and never
+        finished (its lease ran out: a dead worker, a lost task); not one that a worker
+        or the queue holds now."""
         now = now or timezone.now()
-        return self.filter(is_active=True).filter(
-            models.Q(next_poll_at__isnull=True) | models.Q(next_poll_at__lte=now)
+        leases = Lease.objects.filter(kind=Lease.POLL, object_id=models.OuterRef("pk"))
+        return (
+            self.filter(is_active=True)
+            .filter(
+                models.Q(next_poll_at__isnull=True)
+                | models.Q(next_poll_at__lte=now)
+                | models.Exists(leases.filter(until__lt=now))
+            )
+            .exclude(models.Exists(leases.filter(until__gte=now)))
         )
 
     def failing(self) -> SourceQuerySet:
@@ -540,15 +550,42 @@ class Article(models.Model):
     def body_text(self) -> str:
         return self.text or html_to_text(self.content_html or self.summary_html)
 
-    def claim(self, *, from_state: str, to_state: str, now: datetime, **also) -> bool:
-        """Move to `to_state` only if still in `from_state`: one worker wins. `also`:
-        other fields written by the same UPDATE."""
-        updated = Article.objects.filter(pk=self.pk, state=from_state).update(
+    def claim(self, *, from_state: str | tuple[str, ...], to_state: str, now: datetime, **also) -> bool:
+        """Move to `to_state` only if still in `from_state` (one of them): one worker wins.
+        `also`: other fields written by the same UPDATE."""
+        states = (from_state,) if isinstance(from_state, str) else from_state
+        updated = Article.objects.filter(pk=self.pk, state__in=states).update(
             state=to_state, state_changed_at=now, **also
         )
         if updated:
             self.state, self.state_changed_at = to_state, now
         return bool(updated)
+
+
+class Lease(models.Model):
+    """Who holds a unit of work, and until when (aggregator.ingest.leases).
+
+    The database is the record of work; the broker is only a fast path. A worker claims
+    a unit (a source's poll, an article's next step) with a token and a short lease that
+    it renews while it works, and deletes the row when it is done. A row whose time has
+    passed belongs to a dead worker or a lost task: the next tick hands the work out
+    again. An empty token is a unit handed to the broker that no worker has taken yet
+    (any worker may take it). Not watched by the page cache: nothing here is on a page.
+    """
+
+    POLL = "poll"
+    ARTICLE = "article"
+
+    kind = models.CharField(max_length=16)
+    object_id = models.BigIntegerField()
+    token = models.CharField(max_length=32, blank=True)
+    until = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "object_id"], name="lease_unique_unit")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.object_id} until {self.until:%H:%M:%S}"
 
 
 class ContentGeneration(models.Model):

@@ -241,7 +241,9 @@ Q_CLUSTER = {
     "catch_up": False,
     "save_limit": 500,
     "ack_failures": True,
-    "queue_limit": 50,
+    # Tasks a cluster takes from the broker ahead of its workers. Redis has no receipts:
+    # what a killed cluster had taken is lost until the leases run out, so keep it small.
+    "queue_limit": env_int("Q_QUEUE_LIMIT", env_int("Q_WORKERS", 2, minimum=1), minimum=1),
     "label": "Task queue",
     "poll": 1,
 }
@@ -311,9 +313,11 @@ EXTRACT_MAX_CHARS = env_int("EXTRACT_MAX_CHARS", 100_000, minimum=1000)
 # Seconds one poll may spend storing entries before it leaves the rest for the next
 # poll (a minute later): well inside the worker's task timeout.
 POLL_TIME_BUDGET = env_int("POLL_TIME_BUDGET", Q_CLUSTER["timeout"] * 7 // 10, minimum=0)
-# An article claimed by a worker that has not finished within this many minutes is
-# taken to belong to a dead worker and is picked up again.
-STUCK_AFTER_MINUTES = env_int("STUCK_AFTER_MINUTES", 10)
+# Every unit of work (a source's poll, an article's next step) is claimed in the
+# database for this many seconds and renewed every third of it while a worker works on
+# it (aggregator.ingest.leases); a lease that runs out is handed out again by the next
+# tick (every minute), whatever the broker lost.
+LEASE_SECONDS = env_int("LEASE_SECONDS", 60, minimum=3)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 # Which enricher writes the cards: claude when a key is set, extractive (offline) otherwise.

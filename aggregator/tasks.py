@@ -15,12 +15,14 @@ from django_q.conf import Conf
 from django_q.tasks import async_task
 from redis.exceptions import RedisError
 
+from aggregator.ingest import leases
+from aggregator.ingest.leases import sweep_articles
 from aggregator.ingest.opml import check_source_addresses
-from aggregator.ingest.pages import extract_article, recover_stuck
+from aggregator.ingest.pages import extract_article
 from aggregator.ingest.poll import poll_source
-from aggregator.models import Source, Story
+from aggregator.models import Article, Source, Story
 from enrichment.service import enrich_article, recover_stuck_enrichment
-from enrichment.stories import assign_story, unclustered
+from enrichment.stories import assign_story, count_uncounted
 from enrichment.story_claude import claude_configured, write_story_card
 
 logger = logging.getLogger(__name__)
@@ -58,8 +60,10 @@ def enqueue(func: str, *args, group: str | None = None) -> None:
 def claim_due_sources(*, limit: int = 500, now=None) -> list[Source]:
     """Claim up to `limit` due sources, most overdue first. Two dispatchers never get
     the same source: the rows are locked (skipped by the other) on PostgreSQL, and
-    SQLite runs one writing transaction at a time. Each source is leased for its own
-    interval (a 304 writes nothing more, so the lease is its next poll)."""
+    SQLite runs one writing transaction at a time. Each source's next poll moves on by
+    its own interval, and its poll is marked queued with a short lease
+    (aggregator.ingest.leases): a poll the broker loses, or that dies halfway, is
+    handed out again by the next tick after the lease, not after the interval."""
     now = now or timezone.now()
     with transaction.atomic():
         rows = list(
@@ -75,7 +79,8 @@ def claim_due_sources(*, limit: int = 500, now=None) -> list[Source]:
             Source.objects.filter(pk__in=ids).update(
                 last_polled_at=now, next_poll_at=now + timedelta(minutes=lease)
             )
-    return list(Source.objects.filter(pk__in=[pk for pk, *_ in rows]))
+        queued = leases.mark_queued(leases.POLL, [pk for pk, *_ in rows], now=now)
+    return list(Source.objects.filter(pk__in=queued))
 
 
 def dispatch_polls() -> str:
@@ -97,23 +102,23 @@ def dispatch_polls() -> str:
 
 
 def poll_sources_task(source_ids: list[int]) -> str:
-    """Poll claimed sources with their network waits overlapped (aggregator.ingest.run)."""
-    from aggregator.ingest.run import poll_many
+    """Poll claimed sources with their network waits overlapped (aggregator.ingest.run),
+    each held with a lease until its poll is done; one a live worker holds is skipped."""
+    from aggregator.ingest.run import poll_held
 
-    sources = list(Source.objects.filter(pk__in=source_ids, is_active=True))
-    new: list[int] = []
-    totals = poll_many(
-        sources, read=False, claim=False, on_poll=lambda source, result: new.extend(result.new_article_ids)
-    )
+    totals, new = poll_held(source_ids)
     enqueue_extractions(new)
     return f"polled {totals.polled} sources ({totals.failed} failed): {totals.new} new articles"
 
 
 def poll_source_task(source_id: int) -> str:
-    source = Source.objects.filter(pk=source_id, is_active=True).first()
-    if source is None:
-        return "skipped: source gone or paused"
-    result = poll_source(source)
+    with leases.held(leases.POLL, [source_id]) as hold:
+        if not hold:
+            return "skipped: another worker is polling it"
+        source = Source.objects.filter(pk=source_id, is_active=True).first()
+        if source is None:
+            return "skipped: source gone or paused"
+        result = poll_source(source)
     enqueue_extractions(result.new_article_ids)
     return f"{source}: {result}"
 
@@ -160,7 +165,11 @@ def extract_article_task(article_id: int) -> str:
 
 
 def cluster_article_task(article_id: int) -> str:
+    """An extracted article a dead worker left without a story: cluster it, then its
+    card if it has none yet."""
     story = assign_story(article_id)
+    if Article.objects.filter(pk=article_id, state=Article.State.EXTRACTED).exists():
+        enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
     return f"story #{story.pk if story else '-'}"
 
 
@@ -186,17 +195,22 @@ def run_batches_task() -> str:
 
 
 def recover_stuck_task() -> str:
-    ids = recover_stuck()
-    enqueue_extractions(ids)
-    # Before the enrichment sweep, which marks the extracted articles it re-enqueues.
-    cutoff = timezone.now() - timezone.timedelta(minutes=settings.STUCK_AFTER_MINUTES)
-    storyless = unclustered(older_than=cutoff)
-    for article_id in storyless:
+    """Every minute: hand out again every article step whose lease ran out or whose
+    task was lost (aggregator.ingest.leases.sweep_articles); the polls are handed out
+    again by dispatch_polls. Also Claude's retries that are due, and key counts a dead
+    worker left."""
+    count_uncounted()
+    steps = sweep_articles()
+    enqueue_extractions(steps["extract"])
+    for article_id in steps["cluster"]:
         enqueue("aggregator.tasks.cluster_article_task", article_id, group="cluster")
-    waiting = recover_stuck_enrichment()
-    for article_id in waiting:
+    retries = recover_stuck_enrichment()
+    for article_id in [*steps["enrich"], *retries]:
         enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
-    return f"re-enqueued {len(ids)} extractions, {len(waiting)} enrichments and {len(storyless)} clusterings"
+    return (
+        f"re-enqueued {len(steps['extract'])} extractions, {len(steps['enrich'])} enrichments, "
+        f"{len(steps['cluster'])} clusterings and {len(retries)} Claude retries"
+    )
 
 
 def build_recap_task() -> str:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from aggregator.ingest.leases import ARTICLE, held
 from aggregator.models import Article
 from enrichment.backends.claude import (
     ClaudeError,
@@ -82,7 +83,9 @@ def collect_batches(*, client=None) -> int:
             if article_id is None:
                 continue
             seen.add(article_id)
-            written += apply_result(batch_id, article_id, entry.result)
+            with held(ARTICLE, [article_id]) as hold:  # one held by a worker: next collection
+                if hold:
+                    written += apply_result(batch_id, article_id, entry.result)
         # Anything the batch did not answer for goes back to the queue.
         Insight.objects.filter(batch_id=batch_id, claude_status=Claude.BATCHED).exclude(
             article_id__in=seen
@@ -131,7 +134,9 @@ def apply_result(batch_id: str, article_id: int, result) -> int:
         return 0
     record_call(article, usage, outcome="ok", batch_id=batch_id)
     # The article shows its extractive card meanwhile; swap in Claude's.
-    Article.objects.filter(pk=article.pk, state=State.ENRICHED).update(state=State.ENRICHING)
+    Article.objects.filter(pk=article.pk, state=State.ENRICHED).update(
+        state=State.ENRICHING, state_changed_at=timezone.now()
+    )
     stored = store(
         article,
         source,

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Exists, Subquery, Sum
 from django.utils import timezone
 
+from aggregator.ingest.leases import ARTICLE, held
 from aggregator.models import Article, AudienceTag, Category
 from enrichment.backends import CardDraft, EnrichmentError, SourceText, get_enricher
 from enrichment.backends.base import Implication, Takeaway, TimelineEntry
@@ -106,13 +107,23 @@ def store(
 def enrich_article(
     article_id: int, *, force: bool = False, backend: str | None = None, now: datetime | None = None
 ) -> str:
-    """Write (or, with force, rewrite) the card of one extracted article."""
-    now = now or timezone.now()
+    """Write (or, with force, rewrite) the card of one extracted article, holding its
+    lease (aggregator.ingest.leases): an article another worker holds is left alone, and
+    one a dead worker left enriching is enriched again."""
+    with held(ARTICLE, [article_id]) as hold:
+        if not hold:
+            return "skipped: another worker holds it"
+        return _enrich_held(article_id, force=force, backend=backend, now=now or timezone.now())
+
+
+def _enrich_held(article_id: int, *, force: bool, backend: str | None, now: datetime) -> str:
     article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
     if article is None:
         return "skipped: no such article"
     from_state = (
-        article.state if force and article.state in (State.EXTRACTED, State.ENRICHED) else State.EXTRACTED
+        (article.state,)
+        if force and article.state in (State.EXTRACTED, State.ENRICHED)
+        else (State.EXTRACTED, State.ENRICHING)
     )
     if not article.claim(from_state=from_state, to_state=State.ENRICHING, now=now):
         return "skipped: not waiting for enrichment"
@@ -324,28 +335,19 @@ def _total(attempts: list):
 
 
 def recover_stuck_enrichment(*, now: datetime | None = None) -> list[int]:
-    """Articles left enriching by a dead worker, extracted but never enriched, or due
-    for another try at Claude."""
+    """Cards due for another try at Claude: back to extracted, to be enqueued. (Articles
+    a dead worker left, or whose task was lost, are found by their leases:
+    aggregator.ingest.leases.sweep_articles.)"""
     now = now or timezone.now()
-    cutoff = now - timedelta(minutes=settings.STUCK_AFTER_MINUTES)
-    Article.objects.filter(state=State.ENRICHING, state_changed_at__lt=cutoff).update(
-        state=State.EXTRACTED, state_changed_at=cutoff
+    if settings.ENRICHMENT_BACKEND != "claude":
+        return []
+    due = list(
+        Insight.objects.filter(claude_status=Claude.RETRY, retry_at__lte=now).values_list(
+            "article_id", flat=True
+        )[:100]
     )
-    waiting = list(
-        Article.objects.filter(state=State.EXTRACTED, state_changed_at__lte=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
+    Article.objects.filter(pk__in=due, state=State.ENRICHED).update(
+        state=State.EXTRACTED, state_changed_at=now
     )
-    Article.objects.filter(pk__in=waiting, state=State.EXTRACTED).update(state_changed_at=now)
-    if settings.ENRICHMENT_BACKEND == "claude":
-        due = list(
-            Insight.objects.filter(claude_status=Claude.RETRY, retry_at__lte=now).values_list(
-                "article_id", flat=True
-            )[:100]
-        )
-        Article.objects.filter(pk__in=due, state=State.ENRICHED).update(
-            state=State.EXTRACTED, state_changed_at=now
-        )
-        Insight.objects.filter(article_id__in=due).update(retry_at=None)
-        waiting += due
-    return waiting
+    Insight.objects.filter(article_id__in=due).update(retry_at=None)
+    return due

@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
 
+from aggregator.ingest.leases import ARTICLE, held
 from aggregator.models import Article, ArticleVector, KeyStat, Story, StoryKey, StoryRedirect
 from enrichment import text as tx
 
@@ -457,9 +458,13 @@ def place_article(
 
 
 def assign_story(article_id: int, *, now: datetime | None = None) -> Story | None:
-    """Put one article in a story (idempotent: an article keeps the story it has)."""
-    story = place_article(article_id)
-    count_keys(article_id)
+    """Put one article in a story (idempotent: an article keeps the story it has),
+    holding its lease (aggregator.ingest.leases); None when another worker holds it."""
+    with held(ARTICLE, [article_id]) as hold:
+        if not hold:
+            return None
+        story = place_article(article_id)
+        count_keys(article_id)
     return story
 
 
@@ -523,11 +528,16 @@ def recluster(*, progress=None) -> int:
     return Story.objects.count()
 
 
+def count_uncounted() -> int:
+    """Count the keys a dead worker indexed but did not count."""
+    ids = list(ArticleVector.objects.filter(counted=False).values_list("article_id", flat=True)[:500])
+    return sum(count_keys(article_id) for article_id in ids)
+
+
 def unclustered(*, older_than: datetime) -> list[int]:
     """Extracted articles with no story (a worker died between extraction and
     clustering), and count what a dead worker left uncounted."""
-    for article_id in ArticleVector.objects.filter(counted=False).values_list("article_id", flat=True)[:500]:
-        count_keys(article_id)
+    count_uncounted()
     return list(
         Article.objects.filter(story__isnull=True, state_changed_at__lt=older_than)
         .exclude(state__in=[Article.State.DISCOVERED, Article.State.EXTRACTING])

@@ -129,3 +129,53 @@ def demo(db, demo_dump):
     for obj in serializers.deserialize("json", demo_dump):
         obj.save()
     return Article.objects.all()
+
+
+@pytest.fixture
+def worker_env(tmp_path):
+    """The environment for real processes of the site (manage.py migrate, workers…)
+    with a database of their own: a fresh PostgreSQL database on DATABASE_URL's server
+    when it is set (dropped afterwards), else a SQLite file in tmp_path. REDIS_URL is
+    kept when set, so CI's second run exercises the Redis broker."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(
+        DATA_DIR=str(tmp_path),
+        SECRET_KEY="worker-test",
+        DEBUG="0",
+        LOG_LEVEL="WARNING",
+        FETCH_ALLOWED_NETWORKS="127.0.0.0/8",
+        Q_CLUSTER_NAME=f"t-{uuid.uuid4().hex[:10]}",
+    )
+    name = None
+    if ON_POSTGRES:
+        import psycopg
+
+        url = urlsplit(os.environ["DATABASE_URL"])
+        name = f"{url.path.lstrip('/') or 'newsdesk'}_e2e_{uuid.uuid4().hex[:8]}"
+        admin = urlunsplit(url._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        env["DATABASE_URL"] = urlunsplit(url._replace(path=f"/{name}"))
+    yield env
+    if name:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def query(env: dict[str, str], sql: str) -> list[tuple]:
+    """Rows of `sql` from the database of a worker_env (SQLite file or PostgreSQL)."""
+    if env.get("DATABASE_URL"):
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            return conn.execute(sql).fetchall()
+    import sqlite3
+
+    db = sqlite3.connect(Path(env["DATA_DIR"]) / "db.sqlite3", timeout=30)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()

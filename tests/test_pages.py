@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from aggregator.ingest import leases
 from aggregator.ingest.extract import ExtractionError, extract_html
-from aggregator.ingest.pages import MAX_ATTEMPTS, extract_article, recover_stuck
+from aggregator.ingest.pages import MAX_ATTEMPTS, extract_article
 from aggregator.models import Article, Source
 from tests.feeds import LOREM, page
 from tests.servers import Reply
@@ -60,9 +61,17 @@ def test_it_keeps_the_feed_text_when_the_page_is_not_html(server):
 
 
 def test_it_leaves_an_article_another_worker_holds(server):
-    article = make_article(server.url("/a.html"), state=State.EXTRACTING)
+    url = server.route("/a.html", Reply(200, page("T", LOREM), {"Content-Type": "text/html"}))
+    article = make_article(url, state=State.EXTRACTING)
+    assert leases.claim(leases.ARTICLE, [article.pk], token="another-worker") == {article.pk}
     assert extract_article(article.pk).startswith("skipped")
     assert server.requests == []
+    # That worker dies: once its lease has run out the article is read again.
+    leases.Lease.objects.update(until=timezone.now() - timedelta(seconds=1))
+    assert extract_article(article.pk).startswith("extracted")
+    article.refresh_from_db()
+    assert article.state == State.EXTRACTED and article.extract_attempts == 1
+    assert not leases.Lease.objects.exists(), "a finished step clears its lease"
 
 
 def test_running_twice_is_harmless(server):
@@ -73,7 +82,8 @@ def test_running_twice_is_harmless(server):
     assert len(server.requests) == 1
 
 
-def test_it_recovers_articles_a_dead_worker_left():
+def test_the_sweep_hands_out_again_what_a_dead_worker_or_a_lost_task_left(settings):
+    settings.LEASE_SECONDS = 60
     long_ago = timezone.now() - timedelta(hours=1)
     stuck = make_article(
         "http://127.0.0.1:9/1",
@@ -90,16 +100,21 @@ def test_it_recovers_articles_a_dead_worker_left():
         state_changed_at=long_ago,
         extract_attempts=MAX_ATTEMPTS,
     )
-    fresh = make_article("http://127.0.0.1:9/4", guid="4", state=State.EXTRACTING)
-    ids = recover_stuck()
-    assert set(ids) == {stuck.pk, lost.pk}
-    for a in (stuck, lost, poison, fresh):
-        a.refresh_from_db()
-    assert stuck.state == State.DISCOVERED
+    held = make_article("http://127.0.0.1:9/4", guid="4", state=State.EXTRACTING, state_changed_at=long_ago)
+    fresh = make_article("http://127.0.0.1:9/5", guid="5")  # its task is on its way
+    leases.claim(leases.ARTICLE, [stuck.pk], token="dead", now=long_ago)  # ran out long ago
+    leases.claim(leases.ARTICLE, [held.pk], token="alive")
+    steps = leases.sweep_articles()
+    assert sorted(steps["extract"]) == sorted([stuck.pk, lost.pk, poison.pk])
+    assert leases.sweep_articles()["extract"] == [], "marked queued: not handed out twice while it waits"
+    # The worker the task reaches reads it again; the poison page is given up on.
+    assert extract_article(poison.pk).startswith("gave up")
+    poison.refresh_from_db()
     assert poison.state == State.EXTRACTED and "gave up" in poison.extraction_error
     assert poison.text == "The feed's summary."
-    assert fresh.state == State.EXTRACTING
-    assert recover_stuck() == []  # just re-enqueued: not again at once
+    assert extract_article(held.pk).startswith("skipped")
+    fresh.refresh_from_db()
+    assert fresh.state == State.DISCOVERED
 
 
 def test_extraction_refuses_a_page_over_the_cap(settings):

@@ -1,10 +1,11 @@
 """Reading each new article in full: fetch its page, extract, keep the feed's text
-when the page cannot be had, and recover articles a dead worker left behind."""
+when the page cannot be had. The article is held with a lease while it is read
+(aggregator.ingest.leases): a dead worker's article is read again after it runs out."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db.models import F
@@ -13,6 +14,7 @@ from django.utils import timezone
 from aggregator.ingest.clean import html_to_text, one_line
 from aggregator.ingest.extract import Extraction, ExtractionError, clip_text, extract_html
 from aggregator.ingest.http import FetchError, FetchResult, fetch
+from aggregator.ingest.leases import ARTICLE, held
 from aggregator.models import Article, excerpt_of, text_fingerprint
 from enrichment.injection import find_instructions, without_instructions
 from enrichment.sentences import split as split_sentences
@@ -58,12 +60,25 @@ def extract_article(
     article_id: int, *, now: datetime | None = None, page: FetchResult | Exception | None = None
 ) -> str:
     """Claim one discovered article, read its page, store the text. Idempotent: an
-    article another worker holds or already finished is left alone. `page` is what
-    fetch_page() already got for it (or the error it raised), when it was fetched ahead."""
-    now = now or timezone.now()
+    article another worker holds (a live lease) or already finished is left alone; one
+    a dead worker left extracting is read again, and given its feed's text after
+    MAX_ATTEMPTS. `page` is what fetch_page() already got for it (or the error it
+    raised), when it was fetched ahead."""
+    with held(ARTICLE, [article_id]) as hold:
+        if not hold:
+            return "skipped: another worker holds it"
+        return _extract_held(article_id, now=now or timezone.now(), page=page)
+
+
+def _extract_held(article_id: int, *, now: datetime, page: FetchResult | Exception | None) -> str:
     article = Article.objects.filter(pk=article_id).select_related("source").first()
-    if article is None or not article.claim(
-        from_state=State.DISCOVERED,
+    if article is None or article.state not in (State.DISCOVERED, State.EXTRACTING):
+        return "skipped: not waiting for extraction"
+    if article.state == State.EXTRACTING and article.extract_attempts >= MAX_ATTEMPTS:
+        give_up(article, now=now)  # its page killed the worker reading it, again and again
+        return f"gave up reading the page after {MAX_ATTEMPTS} attempts: kept the feed's text"
+    if not article.claim(
+        from_state=(State.DISCOVERED, State.EXTRACTING),
         to_state=State.EXTRACTING,
         now=now,
         extract_attempts=F("extract_attempts") + 1,
@@ -122,33 +137,17 @@ def instruction_fields(text: str, excerpt: str) -> dict:
     return fields
 
 
-def recover_stuck(*, now: datetime | None = None) -> list[int]:
-    """Articles a dead worker held go back to the queue; those that failed too often are
-    given their feed text. Returns the ids to enqueue for extraction."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(minutes=settings.STUCK_AFTER_MINUTES)
-    stuck = Article.objects.filter(state=State.EXTRACTING, state_changed_at__lt=cutoff)
-    for article in stuck.filter(extract_attempts__gte=MAX_ATTEMPTS):
-        feed_text = html_to_text(article.content_html or article.summary_html)
-        Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(
-            **instruction_fields(feed_text, article.excerpt),
-            sentences=split_sentences(feed_text, language=article.language, title=article.title),
-            state=State.EXTRACTED,
-            state_changed_at=now,
-            extracted_at=now,
-            text=feed_text,
-            extraction_error=f"gave up reading the page after {MAX_ATTEMPTS} attempts; "
-            "showing the feed's own text",
-        )
-    released = list(stuck.values_list("pk", flat=True)[:500])
-    Article.objects.filter(pk__in=released, state=State.EXTRACTING).update(
-        state=State.DISCOVERED, state_changed_at=now
+def give_up(article: Article, *, now: datetime) -> None:
+    feed_text = clip_text(
+        html_to_text(article.content_html or article.summary_html), settings.EXTRACT_MAX_CHARS
     )
-    # Discovered articles whose task was lost (Redis has no delivery receipts).
-    waiting = list(
-        Article.objects.filter(state=State.DISCOVERED, state_changed_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
+    Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(
+        **instruction_fields(feed_text, article.excerpt),
+        sentences=split_sentences(feed_text, language=article.language, title=article.title),
+        state=State.EXTRACTED,
+        state_changed_at=now,
+        extracted_at=now,
+        text=feed_text,
+        text_hash=text_fingerprint(feed_text),
+        extraction_error=f"gave up reading the page after {MAX_ATTEMPTS} attempts; showing the feed's own text",
     )
-    Article.objects.filter(pk__in=waiting, state=State.DISCOVERED).update(state_changed_at=now)
-    return released + waiting

@@ -102,3 +102,22 @@ def poll_many(
                     if on_read:
                         on_read(item, outcome)
     return totals
+
+
+def poll_held(source_ids: list[int]) -> tuple[Totals, list[int]]:
+    """poll_many for sources the dispatcher claimed, each held with a lease
+    (aggregator.ingest.leases) until its own poll is done: one a live worker holds is
+    left to it, and one whose worker dies is polled again once its lease runs out.
+    Returns the totals and the new articles' ids."""
+    from aggregator.ingest.leases import POLL, held
+
+    new: list[int] = []
+    with held(POLL, source_ids) as hold:
+
+        def done(source: Source, result: PollResult) -> None:
+            new.extend(result.new_article_ids)
+            hold.done([source.pk])
+
+        sources = list(Source.objects.filter(pk__in=hold.ids, is_active=True))
+        totals = poll_many(sources, read=False, claim=False, on_poll=done)
+    return totals, new

@@ -9,7 +9,8 @@ from django_q.models import Schedule
 EVERY_MINUTES = [
     # (name, func, minutes)
     ("dispatch polls", "aggregator.tasks.dispatch_polls", 1),
-    ("recover stuck articles", "aggregator.tasks.recover_stuck_task", 5),
+    # Hands out again what a dead worker or a lost task left (leases that ran out).
+    ("recover stuck articles", "aggregator.tasks.recover_stuck_task", 1),
     ("claude batches", "aggregator.tasks.run_batches_task", 2),
 ]
 WEEKLY_RECAP = ("weekly recap draft", "aggregator.tasks.build_recap_task")
