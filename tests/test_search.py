@@ -148,3 +148,87 @@ def test_a_lost_index_is_made_again_after_migrate():
             assert "gin (search_document)" in cursor.fetchone()[0]
     else:
         assert "VIRTUAL TABLE INDEX" in _plan("volcano")
+
+
+def _story(headline: str, *titles_and_hours: tuple[str, int]) -> list[Article]:
+    """A story of several reports (titles, hours ago), each from its own publisher."""
+    from aggregator.models import Story
+
+    story = Story.objects.create(headline=headline, publisher_count=len(titles_and_hours))
+    made = []
+    for i, (title, hours) in enumerate(titles_and_hours):
+        article = make(title, hours_ago=hours)
+        source = Source.objects.create(
+            name=f"{headline} {i}",
+            slug=f"{headline.lower()}-{i}",
+            feed_url=f"http://127.0.0.1:9/{headline}{i}",
+        )
+        Article.objects.filter(pk=article.pk).update(story=story, source=source)
+        made.append(article)
+    return made
+
+
+def test_only_the_best_matches_are_ranked_into_stories_best_first(client, monkeypatch):
+    """The page ranks the best SEARCH_DEPTH matches (relevance, then recency) by story;
+    the total comes from the index and the page says the rest are not shown."""
+    monkeypatch.setattr("aggregator.search.SEARCH_DEPTH", 4)
+    # In the headline: the most relevant, whatever their age.
+    title_old = make("Turbine maker opens a plant", hours_ago=50)
+    story = _story("Kiel", ("Turbine order for Kiel", 40), ("Kiel signs the turbine order", 30))
+    # In the text only: less relevant; the newest of them fill what is left of the depth.
+    in_text = [
+        make(f"Harbour report {i}", text=f"{FILLER} A turbine was mentioned.", hours_ago=i) for i in range(6)
+    ]
+    make("Unrelated news", hours_ago=0)
+    html = client.get("/search/", {"q": "turbine"}).content.decode()
+    # 9 matches; the best 4: the three headline matches (two of them one story) and the
+    # newest match in a text. Three stories.
+    assert "9 reports match “turbine” · the 3 best stories" in html
+    shown = titles_on_page(client, "turbine")
+    assert len(shown) == 3 and title_old.title in shown[:2] and shown[2] == in_text[0].title
+    assert story[0].title in shown[:2] or story[1].title in shown[:2]
+    assert "Only the best matches are shown" in html
+    for other in in_text[1:]:
+        assert other.title not in html
+
+
+def test_the_ranked_window_keeps_the_order_of_ranking_every_match():
+    """Within the depth, the stories come in the order ranking every match gives."""
+    from aggregator.listings import ranked_matches, ranked_stories
+
+    make("Turbine maker opens a plant", hours_ago=50)
+    _story("Kiel", ("Turbine order for Kiel", 40), ("A turbine for Kiel", 2))
+    _story("Oslo", ("Oslo port", 1), ("Oslo turbine deal", 20), ("Oslo again", 3))
+    for i in range(5):
+        make(f"Harbour report {i}", text=f"{FILLER} A turbine was mentioned.", hours_ago=i * 3)
+    found = search_articles(Article.objects.visible(), "turbine")
+    every = [row["key"] for row in ranked_stories(found)]
+    rows, more = ranked_matches(found, 100)
+    assert [row["key"] for row in rows] == every and not more
+    assert len(every) == 8  # two stories of two matches each, and six of one
+    rows, more = ranked_matches(found, 3)
+    assert more and [row["key"] for row in rows] == every[: len(rows)]
+
+
+def test_the_count_is_exact_up_to_a_limit_then_more_than(client, monkeypatch):
+    from aggregator.search import count_matches
+
+    for i in range(7):
+        make(f"Glacier report {i}", hours_ago=i)
+    make("Volcano report")
+    visible = Article.objects.visible()
+    assert count_matches(visible, "glacier") == (7, True)
+    assert count_matches(visible, "glacier", limit=7) == (7, True)
+    assert count_matches(visible, "glacier", limit=5) == (5, False)
+    assert count_matches(visible, "glacier report", limit=100) == (7, True)
+    assert count_matches(visible, "nothing") == (0, True)
+    monkeypatch.setattr("aggregator.search.SEARCH_DEPTH", 3)
+    monkeypatch.setattr("aggregator.search.COUNT_LIMIT", 5)
+    html = client.get("/search/", {"q": "glacier"}).content.decode()
+    assert "More than 5 reports match “glacier” · the 3 best stories" in html
+    monkeypatch.setattr("aggregator.search.COUNT_LIMIT", 10)
+    html = client.get("/search/", {"q": "glacier"}).content.decode()
+    assert "7 reports match “glacier” · the 3 best stories" in html
+    monkeypatch.setattr("aggregator.search.SEARCH_DEPTH", 7)  # every match ranked: counted as stories
+    html = client.get("/search/", {"q": "glacier"}).content.decode()
+    assert "7 results for “glacier”" in html and "Only the best" not in html
