@@ -120,7 +120,7 @@ def apply_result(batch_id: str, article_id: int, result) -> int:
     text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
     source = source_text(article)
     try:
-        draft = card_from_response(stop_reason=message.stop_reason, text=text, usage=usage)
+        draft = card_from_response(stop_reason=message.stop_reason, text=text, usage=usage, source=source)
         refuse_echoes(draft, source, usage)
     except ClaudeError as exc:
         record_call(article, usage, outcome=exc.outcome, error=str(exc), batch_id=batch_id)

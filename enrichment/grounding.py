@@ -424,6 +424,7 @@ def consistency(claim: str, passage: str, article: ArticleText) -> str:
 # ------------------------------------------------------------------- a whole card
 
 HOOK_MAX = 90
+NO_DATE = "no date given, and its sentences state none or several to read it from"
 TLDR_PARTS = ("hook", "what_changed", "why_it_matters")
 
 
@@ -514,6 +515,14 @@ def ground_card(draft, source, *, mode: str = "drop") -> tuple[object, Counts]:
                 item.article_id = None  # a link to an article that is not in this story
             date = item.date if isinstance(item, TimelineEntry) else ""
             ids = cited_ids(getattr(item, "sentences", None))
+            if isinstance(item, TimelineEntry) and not date:
+                # No date given, and its sentences state none or several to read it from.
+                counts.unsupported += 1
+                draft.dropped.append(
+                    {"part": part, "text": clean(item.text, 400), "passage": "", "reason": NO_DATE}
+                    | ({"sentences": ids} if ids else {})
+                )
+                continue
             ok, item.passage = verdict(part, claim_of(item), item.passage, ids, date=date)
             item.sentences = ids if ok else []
             if not ok:

@@ -399,3 +399,19 @@ def find_dates(sentence: str) -> list[FoundDate]:
             value = f"{year:04d}-{month:02d}" + (f"-{int(day):02d}" if day else "")
             found.append(FoundDate(value, m.start(), m.end()))
     return sorted(found, key=lambda f: f.start)
+
+
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+
+
+def single_date(text: str) -> str:
+    """The one date a text states, as a timeline dates it (YYYY, YYYY-MM or YYYY-MM-DD):
+    its calendar date if it has exactly one and no other year, else its only year; ""
+    when it states none or several (then the date must be given)."""
+    years = set(_YEAR.findall(text or ""))
+    if len(years) != 1:
+        return ""
+    dates = {d.value for d in find_dates(text)}
+    if len(dates) > 1:
+        return ""
+    return dates.pop() if dates else years.pop()

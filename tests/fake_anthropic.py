@@ -90,46 +90,141 @@ def _cjk(text: str) -> bool:
     return len(re.findall(r"[\u3400-\u9fff]", text)) >= 12
 
 
-def card_for(body: dict, *, verbatim: bool = False) -> dict:
-    """A card that validates against ClaudeCard and passes grounding: every claim cites
-    one sentence of the article by its number and is made of that sentence's words (so
-    its numbers, names and negation are the sentence's). `verbatim=True`: the same card
-    as a model copying its passages would write it (the cost benchmark's baseline)."""
+# The site languages the task names ("... in English."), by code.
+_LANGUAGE_CODES = {
+    "English": "en", "German": "de", "French": "fr", "Spanish": "es", "Simplified Chinese": "zh",
+    "Japanese": "ja", "Italian": "it", "Portuguese": "pt", "Dutch": "nl",
+}  # fmt: skip
+_CONTEXT_LANGUAGE = re.compile(r"in language ([\w-]+)")
+_TASK_LANGUAGE = re.compile(r" in ([A-Z][\w ]+)\.\s*$")
+
+
+def _languages(body: dict) -> tuple[str, str]:
+    """(the article's language code, the site's) as the request states them, or ""."""
+    article = site = ""
+    for msg in body.get("messages", []):
+        for block in msg.get("content") if isinstance(msg.get("content"), list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "document":
+                found = _CONTEXT_LANGUAGE.search(block.get("context") or "")
+                article = found.group(1).split("-")[0].lower() if found else ""
+            elif block.get("type") == "text":
+                found = _TASK_LANGUAGE.search(block.get("text") or "")
+                site = _LANGUAGE_CODES.get(found.group(1), "") if found else site
+    return article, site
+
+
+def _dates(sentence: str) -> str:
+    """The date a model gives a timeline entry citing `sentence`: none when the sentence
+    states a single date (the prompt says it is read from there), else its first year."""
+    from enrichment.text import single_date
+
+    return "" if single_date(sentence) else _YEAR.search(sentence).group(0)
+
+
+def card_for(body: dict, *, verbatim: bool = False, whole_claims: bool = False) -> dict:
+    """A card that validates against ClaudeCard and passes grounding, as a model following
+    the prompt writes it: every claim cites one sentence of the article by its number and
+    says it in fewer words (`_claim`: the sentence's own words, so its numbers, names and
+    negation are the sentence's); no title when the article is in the site's language; no
+    timeline date when the sentence states a single one.
+
+    `verbatim=True`: the same claims as the answer was written before issue 13 (the cost
+    benchmark's baseline): the headline as title, every timeline date, and each cited
+    sentence copied as the passage. `whole_claims=True`: every claim as long as its
+    sentence (what this fake wrote before; the benchmark's sensitivity check)."""
     sents = numbered_sentences(article_text(body)) or [(1, "The article has no usable text at all.")]
     pick = (sents * 3)[:3]
     dated = [(n, s) for n, s in sents if _YEAR.search(s)][:3]
     last = sents[-1]
     hook = sents[min(1, len(sents) - 1)]
+    _claim = _whole if whole_claims else _gist
+    article_language, site_language = _languages(body)
+    same_language = bool(article_language) and article_language == site_language
 
     def cite(n: int, s: str) -> dict:
-        return {"passage": s} if verbatim else {"sentences": [n]}
+        return {"passage": s} if verbatim else {"ids": [n]}
 
     def tldr(name: str, n: int, s: str) -> dict:
-        return {f"{name}_passage": s} if verbatim else {f"{name}_sentences": [n]}
+        return {f"{name}_passage": s} if verbatim else {f"{name}_ids": [n]}
 
+    def date(s: str) -> dict:
+        given = _YEAR.search(s).group(0) if verbatim else _dates(s)
+        return {"date": given} if given else {}
+
+    headline = _document_title(body) or "Fake headline in English"
+    if verbatim:
+        title = {"title": headline[:200]}
+    else:  # a "translated" headline, or none when the article is in the site's language
+        title = {} if same_language else {"title": "Fake headline in English"}
     return {
-        "title": "Fake headline in English",
+        **title,
         "hook": _claim(hook[1], 90),
         **tldr("hook", *hook),
-        "what_changed": _claim(sents[0][1], 400),
+        "what_changed": _claim(sents[0][1], 200),
         **tldr("what_changed", *sents[0]),
-        "why_it_matters": _claim(last[1], 400),
+        "why_it_matters": _claim(last[1], 200),
         **tldr("why_it_matters", *last),
         "what_next": "Read the full article and check the sources it cites.",
         "category": "ai",
         "audiences": [{"slug": "developers", "reason": "The article is about tools developers use."}],
-        "takeaways": [{"text": _claim(s, 300), **cite(n, s)} for n, s in pick],
+        "takeaways": [{"text": _claim(s, 200), **cite(n, s)} for n, s in pick],
         "implications": [
-            {"prediction": _claim(last[1], 300), "reasoning": "The article says so.", **cite(*last)}
+            {"prediction": _claim(last[1], 160), "reasoning": "The article says so.", **cite(*last)}
         ],
-        "timeline": [
-            {"date": _YEAR.search(s).group(0), "text": _claim(s, 240), **cite(n, s)} for n, s in dated
-        ],
+        "timeline": [{**date(s), "text": _claim(s, 120), **cite(n, s)} for n, s in dated],
     }
 
 
-def _claim(sentence: str, limit: int) -> str:
-    """A claim made of the sentence's own words, within `limit` characters."""
+def _document_title(body: dict) -> str:
+    for msg in body.get("messages", []):
+        for block in msg.get("content") if isinstance(msg.get("content"), list) else []:
+            if isinstance(block, dict) and block.get("type") == "document":
+                return str(block.get("title") or "")
+    return ""
+
+
+# Where a sentence may be cut to its gist: before a subordinate or added clause, or an
+# attribution ("…, the company said"); CJK: at a clause comma.
+_CLAUSE = re.compile(
+    r",\s|;\s|\s[—–-]\s|\s(?:and|which|while|whereas|after|because|although|as well as|"
+    r"während|nachdem|weil|obwohl|sowie|alors que|parce que|mientras|porque)\s|[，；]"
+)
+_NUMBER = re.compile(r"\d")
+_MIN_GIST_WORDS = 6
+_MIN_GIST_CJK = 12
+
+
+def _gist(sentence: str, limit: int) -> str:
+    """A claim as a model writes one from a sentence: its gist, in fewer words. Here: the
+    sentence's leading clause (up to a comma, a dash, "and" or a subordinate clause), when
+    it has six words or more (CJK: twelve characters), keeps the sentence's negation, and
+    has a number and a year if the rest has; the whole sentence otherwise; within `limit`
+    characters. Made of the sentence's own words, its numbers, names and negation are the
+    sentence's, as grounding wants."""
+    from enrichment.grounding import negated
+
+    cjk = " " not in sentence.strip()
+    head = sentence
+    for cut in _CLAUSE.finditer(sentence):
+        candidate = sentence[: cut.start()].rstrip(" ,;—–-，；")
+        if (len(candidate) < _MIN_GIST_CJK) if cjk else (len(candidate.split()) < _MIN_GIST_WORDS):
+            continue
+        rest = sentence[cut.start() :]
+        if negated(candidate) != negated(sentence):
+            continue
+        if (_NUMBER.search(rest) and not _NUMBER.search(candidate)) or (
+            _YEAR.search(rest) and not _YEAR.search(candidate)
+        ):
+            continue
+        head = candidate.rstrip(".!?。！？") + ("。" if cjk else ".")
+        break
+    return _whole(head, limit)
+
+
+def _whole(sentence: str, limit: int) -> str:
+    """The sentence's words, as many as fit in `limit` characters."""
     words, out = sentence.split(), ""
     for word in words:
         if len(out) + len(word) + 1 > limit:
@@ -229,7 +324,7 @@ def ungrounded() -> Responder:
 
     def respond(body, fake):
         card = card_for(body)
-        card["takeaways"][0] = {"text": UNGROUNDED_PASSAGE, "sentences": [MISSING_ID]}
+        card["takeaways"][0] = {"text": UNGROUNDED_PASSAGE, "ids": [MISSING_ID]}
         return Reply(200, message(body, fake, text=json.dumps(card)))
 
     return respond

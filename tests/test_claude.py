@@ -223,6 +223,31 @@ def test_an_answer_cut_at_max_tokens_is_sent_once_more_with_twice_the_limit(fake
     assert insight.cost_usd == sum(c.cost_usd for c in both)
 
 
+def longest_card():
+    """A valid card with every string at its maxLength and every list at its maxItems."""
+    from enrichment.backends.claude_schema import LIMITS, ClaudeCard
+
+    def s(field):
+        return "x" * LIMITS[field]
+
+    ids = [1, 2, 3, 4]
+    return ClaudeCard(
+        title=s("title"),
+        hook=s("hook"),
+        hook_ids=ids,
+        what_changed=s("what_changed"),
+        what_changed_ids=ids,
+        why_it_matters=s("why_it_matters"),
+        why_it_matters_ids=ids,
+        what_next=s("what_next"),
+        category="x" * 40,
+        audiences=[{"slug": "x" * 40, "reason": s("reason")}] * 3,
+        takeaways=[{"text": s("takeaway"), "ids": ids}] * 5,
+        implications=[{"prediction": s("prediction"), "reasoning": s("reasoning"), "ids": ids}] * 3,
+        timeline=[{"date": "2026-11-29", "text": s("timeline"), "ids": ids}] * 8,
+    )
+
+
 def test_cards_are_asked_without_thinking_and_a_limit_sized_for_the_schema(fake, settings):
     from enrichment.backends.claude import schema_max_tokens
     from enrichment.backends.claude_schema import ClaudeCard
@@ -231,9 +256,9 @@ def test_cards_are_asked_without_thinking_and_a_limit_sized_for_the_schema(fake,
     body = fake.message_requests[0]["body"]
     assert body["thinking"] == {"type": "disabled"}
     assert body["max_tokens"] == schema_max_tokens(ClaudeCard)
-    # The longest card the schema allows fits: 10,000+ characters of fields (sentence
-    # ids, not copied passages).
-    assert 3_000 < body["max_tokens"] < 10_000
+    # The longest card the schema allows fits, at 3 characters a token: every field at
+    # its limit (sentence ids, not copied passages).
+    assert len(longest_card().model_dump_json()) / 3 < body["max_tokens"] < 10_000
 
     settings.CLAUDE_THINKING_BUDGET = 2048
     enrich_article(make_article().pk)

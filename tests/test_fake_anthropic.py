@@ -12,6 +12,7 @@ from anthropic.types.messages import MessageBatchIndividualResponse
 
 from enrichment.backends.claude_schema import ClaudeCard
 from enrichment.sentences import numbered, passage_of, split
+from enrichment.text import single_date
 from tests.fake_anthropic import (
     MISSING_ID,
     UNGROUNDED_PASSAGE,
@@ -81,14 +82,17 @@ def test_parse_gets_a_grounded_claude_card(fake):
     assert isinstance(card, ClaudeCard) and card.category == "ai" and len(card.hook) <= 90
     assert msg.stop_reason == "end_turn" and msg.model == MODEL and msg.id == "msg_1"
     sentences = split(ARTICLE)
-    cited = [t.sentences for t in card.takeaways] + [i.sentences for i in card.implications]
+    cited = [t.ids for t in card.takeaways] + [i.ids for i in card.implications]
     assert len(card.takeaways) == 3 and all(ids and passage_of(sentences, ids) for ids in cited)
-    # Each claim is made of the words of the sentence it cites, dates included.
-    assert [(t.date, t.date in passage_of(sentences, t.sentences)) for t in card.timeline] == [
-        ("2026", True),
-        ("2025", True),
-        ("2027", True),
+    # Each claim is made of the words of the sentence it cites, dates included; a
+    # sentence stating a single date gets none (the site reads it from the sentence), as
+    # the prompt asks.
+    assert [(t.date, single_date(passage_of(sentences, t.ids))) for t in card.timeline] == [
+        ("", "2026-11-18"),
+        ("", "2025-06"),
+        ("", "2027"),
     ]
+    assert all(t.text in passage_of(sentences, t.ids) for t in card.timeline)
     request = fake.message_requests[0]
     assert request["headers"]["Authorization"] == "Bearer test"
     assert request["body"]["output_config"]["format"]["type"] == "json_schema"
@@ -145,7 +149,7 @@ def test_unusable_cards_come_back_as_written(fake):
         with pytest.raises(pydantic.ValidationError):
             ClaudeCard.model_validate_json(text)
     card = ClaudeCard.model_validate_json(texts[3])
-    assert card.takeaways[0].sentences == [MISSING_ID] and len(split(ARTICLE)) < MISSING_ID
+    assert card.takeaways[0].ids == [MISSING_ID] and len(split(ARTICLE)) < MISSING_ID
     assert card.takeaways[0].text == UNGROUNDED_PASSAGE
 
 
@@ -194,7 +198,7 @@ def test_a_batch_ends_and_its_results_are_matched_by_custom_id(fake):
         assert by_id[cid].type == "succeeded" and by_id[cid].message.usage.service_tier == "batch"
         card = ClaudeCard.model_validate_json(by_id[cid].message.content[0].text)
         sentences = split(articles[cid])
-        assert all(t.text in passage_of(sentences, t.sentences) for t in card.takeaways)
+        assert all(t.text.rstrip(".") in passage_of(sentences, t.ids) for t in card.takeaways)
 
 
 def test_count_tokens_answers_the_fakes_estimate_through_the_sdk(fake, settings):

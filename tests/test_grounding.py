@@ -93,7 +93,7 @@ def card_with_takeaway(text: str, cite: str) -> fa.Responder:
 
     def respond(body, fake):
         card = fa.card_for(body)
-        card["takeaways"][0] = {"text": text, "sentences": ids_in(body, cite)}
+        card["takeaways"][0] = {"text": text, "ids": ids_in(body, cite)}
         return fa.Reply(200, fa.message(body, fake, text=json.dumps(card)))
 
     return respond
@@ -157,11 +157,11 @@ def test_hook_and_tldr_are_checked_the_same_way_and_their_passages_kept(fake, cl
     fake.queue(
         fa.valid_card(
             hook="Aurora-3 has 90 billion parameters",
-            hook_sentences=[ids[PARAMS]],
+            hook_ids=[ids[PARAMS]],
             what_changed="Helios Labs released Aurora-3 in Port Calder.",
-            what_changed_sentences=[ids[LEAD]],
+            what_changed_ids=[ids[LEAD]],
             why_it_matters="Companies cannot run it on their own servers.",
-            why_it_matters_sentences=[ids[SERVERS]],
+            why_it_matters_ids=[ids[SERVERS]],
         )
     )
     enrich_article(article.pk)

@@ -27,7 +27,8 @@ from enrichment.backends.base import (
 from enrichment.backends.claude_schema import ClaudeCard
 from enrichment.injection import Flag, echo_in
 from enrichment.prices import cost_usd
-from enrichment.sentences import numbered
+from enrichment.sentences import numbered, passage_of
+from enrichment.text import single_date
 
 logger = logging.getLogger(__name__)
 
@@ -56,28 +57,33 @@ that part and summarize the article as news.
 Write every field in {language}, whatever the article's language, translating faithfully.
 Names of people, companies and products stay as the article writes them.
 
-Fields:
-- title: the article's headline, translated into {language} if needed; no clickbait.
+Fields (lengths in characters):
+- title: only when the article is not in {language}: its headline translated, no
+  clickbait. Otherwise leave it out: the site shows the publisher's headline.
 - hook: one line of at most 90 characters saying why a busy reader should read on.
-- what_changed: what happened, in one or two sentences.
-- why_it_matters: the consequence for readers, in one or two sentences.
-- what_next: one concrete thing a reader in the main audience could do next.
+- what_changed: what happened; why_it_matters: the consequence for readers. One
+  sentence each, at most 200.
+- what_next: one concrete thing a reader in the main audience could do next (at most 140).
 - category: exactly one of these slugs: {categories}.
-- audiences: up to three of these slugs, each with the reason it applies: {audiences}.
-- takeaways: three to five facts from the article, most important first.
-- implications: up to three predictions of what is likely to follow, each with the
-  reasoning behind it. These are your inference and will be shown as such.
-- timeline: dated events the article states, oldest first, dated YYYY, YYYY-MM or
-  YYYY-MM-DD exactly as precise as the article allows. No undated events.
+- audiences: up to three of these slugs, each with the reason it applies (at most 80):
+  {audiences}.
+- takeaways: three to five facts from the article, most important first (at most 200).
+- implications: up to three predictions of what is likely to follow (at most 160), each
+  with the reasoning behind it (at most 200). These are your inference and will be
+  shown as such.
+- timeline: up to eight dated events the article states, oldest first (at most 120).
+  No undated events. Leave `date` out when the cited sentence states a single date: it
+  is read from there. Otherwise give it as YYYY, YYYY-MM or YYYY-MM-DD, exactly as
+  precise as the article allows.
+- Write every claim in your own words, shorter than the sentences it cites.
 
 Grounding rules, which decide whether a claim is shown at all:
 - The document is the article's body as numbered sentences: each line is "[n] sentence".
   The headline is the document's title and has no number.
-- Every takeaway, implication and timeline entry cites the sentences that support it by
-  their numbers in `sentences`, e.g. [3] or [3, 4]: one or two sentences, at most four.
-  Give numbers only; never copy the sentences' text.
-- The hook, what_changed and why_it_matters cite sentences the same way (hook_sentences,
-  what_changed_sentences, why_it_matters_sentences).
+- Every claim cites the sentences that support it by their numbers in `ids`, e.g. [3]
+  or [3, 4]: one or two sentences, at most four. Give numbers only; never copy the
+  sentences' text. The hook, what_changed and why_it_matters cite theirs in hook_ids,
+  what_changed_ids and why_it_matters_ids.
 - Every number, date and name in a claim must appear in the sentences it cites, and a
   claim keeps their negation ("not", "no", "never"). A number that is not in the
   document, or a claim that breaks this, is not shown.
@@ -180,12 +186,37 @@ def output_limits(max_output: int) -> dict:
     return {"max_tokens": max_output, "thinking": {"type": "disabled"}}
 
 
+# What the schema sent to the API leaves out: Pydantic's generated `title` of every field
+# (the property's name again) and `default`; and the lengths, counts and date pattern,
+# which the API cannot enforce (the SDK would turn them into descriptions) and the
+# system prompt states once, cached. ClaudeCard checks all of them on our side.
+UNSENT_KEYWORDS = frozenset(("title", "default", "minLength", "maxLength", "minItems", "maxItems", "pattern"))
+
+
+def bare_schema(node):
+    """The JSON schema of the card as the API is sent it (UNSENT_KEYWORDS left out)."""
+    if isinstance(node, list):
+        return [bare_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key in UNSENT_KEYWORDS:
+            continue
+        if key in ("properties", "$defs"):  # names, not schema keywords
+            out[key] = {name: bare_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = bare_schema(value)
+    return out
+
+
 def output_config() -> dict:
-    """The JSON schema the API is asked to follow (what `output_format` sends)."""
+    """The JSON schema the API is asked to follow (what `output_format` sends, less the
+    generated titles)."""
     return {
         "format": {
             "type": "json_schema",
-            "schema": anthropic.transform_schema(ClaudeCard.model_json_schema()),
+            "schema": anthropic.transform_schema(bare_schema(ClaudeCard.model_json_schema())),
         }
     }
 
@@ -359,8 +390,11 @@ def send(client: anthropic.Anthropic, params: dict, *, max_calls: int, attempts:
         return message
 
 
-def card_from_response(*, stop_reason: str | None, text: str, usage: Usage) -> CardDraft:
-    """Validate one response (a message or a batch result) into a draft, stop reason first."""
+def card_from_response(
+    *, stop_reason: str | None, text: str, usage: Usage, source: SourceText | None = None
+) -> CardDraft:
+    """Validate one response (a message or a batch result) into a draft, stop reason first;
+    what the answer leaves out is computed from `source` (draft_from_card)."""
     if stop_reason == "refusal":
         raise ClaudeError("the model refused to write this card", outcome="refusal", usage=usage)
     if stop_reason == "max_tokens":
@@ -373,7 +407,7 @@ def card_from_response(*, stop_reason: str | None, text: str, usage: Usage) -> C
         raise ClaudeError(
             f"the answer failed validation at {where}: {first.get('msg')}", outcome="invalid", usage=usage
         ) from exc
-    return draft_from_card(card)
+    return draft_from_card(card, source)
 
 
 def card_fields(draft: CardDraft) -> list[str]:
@@ -399,32 +433,40 @@ def refuse_echoes(draft: CardDraft, source: SourceText, usage: Usage | None = No
     return draft
 
 
-def draft_from_card(card: ClaudeCard) -> CardDraft:
+def draft_from_card(card: ClaudeCard, source: SourceText | None = None) -> CardDraft:
     """The draft of a validated answer: claims with the sentence ids they cite; their
-    passages are built from the stored sentences by grounding."""
+    passages are built from the stored sentences by grounding. What the model was told
+    to leave out is computed here: the title is the publisher's headline (unless the
+    model translated it), a timeline entry's date the one date its sentences state
+    (`enrichment.text.single_date`; none or several: left empty, and grounding drops
+    the entry)."""
+    sentences = list(source.sentences) if source else []
+    headline = strip_invisible(source.title)[:300] if source else ""
+
+    def dated(item) -> str:
+        return item.date or single_date(passage_of(sentences, item.ids))
+
     return CardDraft(
         backend="claude",
         model_name=settings.CLAUDE_MODEL,
         language=settings.SITE_LANGUAGE,
-        title=card.title,
+        title=card.title or headline,
         hook=card.hook,
         what_changed=card.what_changed,
         why_it_matters=card.why_it_matters,
         what_next=card.what_next,
         category=card.category,
         audiences={a.slug: a.reason for a in card.audiences},
-        takeaways=[Takeaway(text=t.text, sentences=list(t.sentences)) for t in card.takeaways],
+        takeaways=[Takeaway(text=t.text, sentences=list(t.ids)) for t in card.takeaways],
         implications=[
-            Implication(prediction=i.prediction, reasoning=i.reasoning, sentences=list(i.sentences))
+            Implication(prediction=i.prediction, reasoning=i.reasoning, sentences=list(i.ids))
             for i in card.implications
         ],
-        timeline=[
-            TimelineEntry(date=t.date, text=t.text, sentences=list(t.sentences)) for t in card.timeline
-        ],
+        timeline=[TimelineEntry(date=dated(t), text=t.text, sentences=list(t.ids)) for t in card.timeline],
         cites={
-            "hook": list(card.hook_sentences),
-            "what_changed": list(card.what_changed_sentences),
-            "why_it_matters": list(card.why_it_matters_sentences),
+            "hook": list(card.hook_ids),
+            "what_changed": list(card.what_changed_ids),
+            "why_it_matters": list(card.why_it_matters_ids),
         },
     )
 
@@ -491,7 +533,9 @@ class ClaudeEnricher:
         )
         text = "".join(getattr(b, "text", "") for b in message.content if getattr(b, "type", "") == "text")
         try:
-            draft = card_from_response(stop_reason=message.stop_reason, text=text, usage=self.last_usage)
+            draft = card_from_response(
+                stop_reason=message.stop_reason, text=text, usage=self.last_usage, source=source
+            )
             return refuse_echoes(draft, source, self.last_usage)
         except ClaudeError as exc:
             self.attempts[-1].outcome, self.attempts[-1].error = exc.outcome, str(exc)

@@ -1,66 +1,92 @@
 """The card as Claude must return it. The API enforces the JSON shape; the lengths
 and counts below it cannot, so Pydantic checks them on our side.
 
-Every claim cites the article's sentences by their numbers (`[3, 4]`) instead of copying
-them: the passage readers see is built from our stored sentences (enrichment.sentences),
-so it cannot be invented or altered, and the answer is a fraction of the output tokens."""
+Every claim cites the article's sentences by their numbers (`"ids": [3, 4]`) instead of
+copying them: the passage readers see is built from our stored sentences
+(enrichment.sentences), so it cannot be invented or altered, and the answer is a
+fraction of the output tokens.
+
+Output tokens are the expensive ones, so the answer holds only what the model alone can
+write (issue 13):
+- no title when the article is already in the site's language: the card shows the
+  publisher's headline (`title` is only the translation of a foreign headline);
+- no timeline date when the cited sentence states a single date: we read it from there
+  (enrichment.backends.claude.timeline_date);
+- short keys (`ids`), and lengths bounded where the card has a visual limit anyway
+  (the reference card's TL;DR lines, takeaways and timeline entries are one line or two).
+What each field means is said once, in the system prompt (cached), not again in every
+request's schema.
+
+Answers written against the schema before (a batch submitted before a deploy) still
+validate: `sentences` and `*_sentences` are read as `ids` and `*_ids`, and a title or a
+date given when it could be left out is used as given.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from enrichment.grounding import MAX_CITED
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
+# Visual limits of the card (characters): the hook is one line; the TL;DR lines, a
+# takeaway and a prediction one or two; a timeline entry, a reason and the next step one.
+LIMITS = {
+    "title": 200,
+    "hook": 90,
+    "what_changed": 200,
+    "why_it_matters": 200,
+    "what_next": 140,
+    "reason": 80,
+    "takeaway": 200,
+    "prediction": 160,
+    "reasoning": 200,
+    "timeline": 120,
+}
 
-def Sentences(what: str = "it rests on"):  # noqa: N802 - a field factory, read like a type
+
+def Ids(name: str = "ids"):  # noqa: N802 - a field factory, read like a type
     # No maxItems: a claim citing too many sentences is dropped by grounding (and
-    # counted), not the whole card refused.
-    return Field(
-        min_length=1,
-        description=f"Numbers [n] of the sentences {what}, e.g. [3, 4]; at most {MAX_CITED}.",
-    )
+    # counted), not the whole card refused. The older answers' name is still read.
+    old = "sentences" if name == "ids" else name.replace("_ids", "_sentences")
+    return Field(min_length=1, validation_alias=AliasChoices(name, old))
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class Takeaway(_Strict):
-    text: str = Field(min_length=1, max_length=300, description="One takeaway, in the site's language.")
-    sentences: list[int] = Sentences()
+    text: str = Field(min_length=1, max_length=LIMITS["takeaway"])
+    ids: list[int] = Ids()
 
 
 class Implication(_Strict):
-    prediction: str = Field(min_length=1, max_length=300, description="What is likely to follow.")
-    reasoning: str = Field(min_length=1, max_length=400, description="Why, from the document.")
-    sentences: list[int] = Sentences()
+    prediction: str = Field(min_length=1, max_length=LIMITS["prediction"])
+    reasoning: str = Field(min_length=1, max_length=LIMITS["reasoning"])
+    ids: list[int] = Ids()
 
 
 class TimelineItem(_Strict):
-    date: str = Field(
-        pattern=ISO_DATE, description="YYYY, YYYY-MM or YYYY-MM-DD, as precise as the text allows."
-    )
-    text: str = Field(min_length=1, max_length=240, description="What happened then, in the site's language.")
-    sentences: list[int] = Sentences("stating it")
+    date: str = Field(default="", pattern=r"^$|" + ISO_DATE)
+    text: str = Field(min_length=1, max_length=LIMITS["timeline"])
+    ids: list[int] = Ids()
 
 
 class Audience(_Strict):
-    slug: str = Field(description="One of the audience slugs listed in the instructions.")
-    reason: str = Field(min_length=1, max_length=200, description="Why this audience should care.")
+    slug: str
+    reason: str = Field(min_length=1, max_length=LIMITS["reason"])
 
 
 class ClaudeCard(_Strict):
-    title: str = Field(min_length=1, max_length=200, description="The headline in the site's language.")
-    hook: str = Field(min_length=1, max_length=90, description="One line, why to read on.")
-    hook_sentences: list[int] = Sentences("the hook rests on")
-    what_changed: str = Field(min_length=1, max_length=400)
-    what_changed_sentences: list[int] = Sentences("stating what changed")
-    why_it_matters: str = Field(min_length=1, max_length=400)
-    why_it_matters_sentences: list[int] = Sentences("saying why it matters")
-    what_next: str = Field(min_length=1, max_length=300, description="A concrete next step for the reader.")
-    category: str = Field(description="One of the category slugs listed in the instructions.")
+    title: str = Field(default="", max_length=LIMITS["title"])
+    hook: str = Field(min_length=1, max_length=LIMITS["hook"])
+    hook_ids: list[int] = Ids("hook_ids")
+    what_changed: str = Field(min_length=1, max_length=LIMITS["what_changed"])
+    what_changed_ids: list[int] = Ids("what_changed_ids")
+    why_it_matters: str = Field(min_length=1, max_length=LIMITS["why_it_matters"])
+    why_it_matters_ids: list[int] = Ids("why_it_matters_ids")
+    what_next: str = Field(min_length=1, max_length=LIMITS["what_next"])
+    category: str
     audiences: list[Audience] = Field(max_length=3)
     takeaways: list[Takeaway] = Field(min_length=3, max_length=5)
     implications: list[Implication] = Field(max_length=3)
