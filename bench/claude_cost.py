@@ -243,7 +243,6 @@ CLAIM_KEYS = (
     "text",
     "prediction",
     "reasoning",
-    "reason",
 )
 
 
@@ -379,7 +378,9 @@ def main() -> None:
             prefixes[name] = text_tokens(counter, params["system"][0]["text"])
             schema = json.dumps(params["output_config"], ensure_ascii=False)
             parts[name] = f"schema {text_tokens(counter, schema):,}"
-        markup = sum(len(f"[{n}] ") + 1 for n in range(1, len(source.sentences) + 1))
+        markup = statistics.mean(
+            sum(len(f"[{n}] ") + 1 for n in range(1, len(source_text(a).sentences) + 1)) for a in articles
+        )
         h45 = CACHE_MIN["claude-haiku-4-5"]
         for name in ("before", "after"):
             print(
@@ -388,7 +389,10 @@ def main() -> None:
                 f"minimum {minimum:,}; {'cached' if prefixes[name] >= h45 else 'not cached'} on Haiku 4.5, "
                 f"minimum {h45:,}); {parts[name]}"
             )
-        print(f"sentence markup ([n] and a line break) of the first article: {markup} characters")
+        print(
+            f"sentence markup ([n] and a line break): {markup:,.0f} characters an article "
+            f"(~{fa.text_tokens('x' * round(markup))} tokens)"
+        )
         print(
             f"{'':<8} {'in/card':>8} {'out/card':>9} {'out median':>10} {'out vs before':>13} "
             + " ".join(f"{h:>13}" for h in ("$/1k cfg", "$/1k cfg bat", "$/1k H4.5", "$/1k H4.5 bat"))

@@ -131,8 +131,8 @@ def card_for(body: dict, *, verbatim: bool = False, whole_claims: bool = False) 
     timeline date when the sentence states a single one.
 
     `verbatim=True`: the same claims as the answer was written before issue 13 (the cost
-    benchmark's baseline): the headline as title, every timeline date, and each cited
-    sentence copied as the passage. `whole_claims=True`: every claim as long as its
+    benchmark's baseline): the headline as title, every timeline date, a reason for each
+    audience, and each cited sentence copied as the passage. `whole_claims=True`: every claim as long as its
     sentence (what this fake wrote before; the benchmark's sensitivity check)."""
     sents = numbered_sentences(article_text(body)) or [(1, "The article has no usable text at all.")]
     pick = (sents * 3)[:3]
@@ -168,7 +168,11 @@ def card_for(body: dict, *, verbatim: bool = False, whole_claims: bool = False) 
         **tldr("why_it_matters", *last),
         "what_next": "Read the full article and check the sources it cites.",
         "category": "ai",
-        "audiences": [{"slug": "developers", "reason": "The article is about tools developers use."}],
+        "audiences": (
+            [{"slug": "developers", "reason": "The article is about tools developers use."}]
+            if verbatim
+            else ["developers"]
+        ),
         "takeaways": [{"text": _claim(s, 200), **cite(n, s)} for n, s in pick],
         "implications": [
             {"prediction": _claim(last[1], 160), "reasoning": "The article says so.", **cite(*last)}

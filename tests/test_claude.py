@@ -241,7 +241,7 @@ def longest_card():
         why_it_matters_ids=ids,
         what_next=s("what_next"),
         category="x" * 40,
-        audiences=[{"slug": "x" * 40, "reason": s("reason")}] * 3,
+        audiences=["x" * 40] * 3,
         takeaways=[{"text": s("takeaway"), "ids": ids}] * 5,
         implications=[{"prediction": s("prediction"), "reasoning": s("reasoning"), "ids": ids}] * 3,
         timeline=[{"date": "2026-11-29", "text": s("timeline"), "ids": ids}] * 8,

@@ -52,6 +52,18 @@ def test_an_article_in_the_sites_language_gets_the_publishers_headline_not_a_wri
     assert HEADLINE in html and "Fake headline" not in html
 
 
+def test_audiences_are_asked_as_slugs_and_shown_as_tags(fake, client, settings):
+    settings.SITE_LANGUAGE = "en"
+    article = english_article()
+    enrich_article(article.pk)
+    assert _answer(fake)["audiences"] == ["developers"]
+    insight = Insight.objects.get(article=article)
+    assert insight.audience_reasons == {"developers": ""}
+    assert list(article.audiences.values_list("slug", flat=True)) == ["developers"]
+    html = client.get(article.get_absolute_url()).content.decode()
+    assert "Who should care" in html and 'class="reason"' not in html
+
+
 def test_a_timeline_date_left_out_is_read_from_its_sentence_and_shown(fake, client, settings):
     settings.SITE_LANGUAGE = "en"
     article = english_article()
@@ -93,6 +105,7 @@ def test_an_answer_to_the_schema_before_is_read_the_same(fake, client, settings)
     def respond(body, fake):
         card = _renamed(fa.card_for(body), {"ids": "sentences"})
         card["title"] = "Aurora-3 is out"
+        card["audiences"] = [{"slug": "developers", "reason": "They can run it themselves."}]
         for item in card["timeline"]:
             item["date"] = "2026"  # given although it could be read
         return fa.Reply(200, fa.message(body, fake, text=json.dumps(card)))
@@ -104,7 +117,9 @@ def test_an_answer_to_the_schema_before_is_read_the_same(fake, client, settings)
     assert all(t["sentences"] and t["passage"] for t in insight.takeaways)
     # A given date is used as given: right for the first entry, wrong (dropped) for the rest.
     assert [t["date"] for t in insight.timeline] == ["2026"]
-    assert "Aurora-3 is out" in client.get(article.get_absolute_url()).content.decode()
+    assert insight.audience_reasons == {"developers": "They can run it themselves."}
+    html = client.get(article.get_absolute_url()).content.decode()
+    assert "Aurora-3 is out" in html and "They can run it themselves." in html
 
 
 def test_an_answer_with_a_field_the_schema_dropped_is_refused_by_name(fake, client, settings):

@@ -65,8 +65,7 @@ Fields (lengths in characters):
   sentence each, at most 200.
 - what_next: one concrete thing a reader in the main audience could do next (at most 140).
 - category: exactly one of these slugs: {categories}.
-- audiences: up to three of these slugs, each with the reason it applies (at most 80):
-  {audiences}.
+- audiences: up to three of these slugs, for the readers who should care: {audiences}.
 - takeaways: three to five facts from the article, most important first (at most 200).
 - implications: up to three predictions of what is likely to follow (at most 160), each
   with the reasoning behind it (at most 200). These are your inference and will be
@@ -456,7 +455,7 @@ def draft_from_card(card: ClaudeCard, source: SourceText | None = None) -> CardD
         why_it_matters=card.why_it_matters,
         what_next=card.what_next,
         category=card.category,
-        audiences={a.slug: a.reason for a in card.audiences},
+        audiences={slug: card.audience_reasons.get(slug, "") for slug in card.audiences},
         takeaways=[Takeaway(text=t.text, sentences=list(t.ids)) for t in card.takeaways],
         implications=[
             Implication(prediction=i.prediction, reasoning=i.reasoning, sentences=list(i.ids))

@@ -12,19 +12,23 @@ write (issue 13):
   publisher's headline (`title` is only the translation of a foreign headline);
 - no timeline date when the cited sentence states a single date: we read it from there
   (enrichment.backends.claude.timeline_date);
+- audiences as their slugs only: the card shows the tags ("Who should care"), as the
+  reference card does, not a reason for each;
 - short keys (`ids`), and lengths bounded where the card has a visual limit anyway
   (the reference card's TL;DR lines, takeaways and timeline entries are one line or two).
 What each field means is said once, in the system prompt (cached), not again in every
 request's schema.
 
 Answers written against the schema before (a batch submitted before a deploy) still
-validate: `sentences` and `*_sentences` are read as `ids` and `*_ids`, and a title or a
-date given when it could be left out is used as given.
+validate: `sentences` and `*_sentences` are read as `ids` and `*_ids`, audiences given as
+{"slug", "reason"} keep their reasons, and a title or a date given when it could be left
+out is used as given.
 """
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
@@ -36,7 +40,6 @@ LIMITS = {
     "what_changed": 200,
     "why_it_matters": 200,
     "what_next": 140,
-    "reason": 80,
     "takeaway": 200,
     "prediction": 160,
     "reasoning": 200,
@@ -72,11 +75,6 @@ class TimelineItem(_Strict):
     ids: list[int] = Ids()
 
 
-class Audience(_Strict):
-    slug: str
-    reason: str = Field(min_length=1, max_length=LIMITS["reason"])
-
-
 class ClaudeCard(_Strict):
     title: str = Field(default="", max_length=LIMITS["title"])
     hook: str = Field(min_length=1, max_length=LIMITS["hook"])
@@ -87,7 +85,25 @@ class ClaudeCard(_Strict):
     why_it_matters_ids: list[int] = Ids("why_it_matters_ids")
     what_next: str = Field(min_length=1, max_length=LIMITS["what_next"])
     category: str
-    audiences: list[Audience] = Field(max_length=3)
+    audiences: list[str] = Field(max_length=3)
     takeaways: list[Takeaway] = Field(min_length=3, max_length=5)
     implications: list[Implication] = Field(max_length=3)
     timeline: list[TimelineItem] = Field(max_length=8)
+    # The reasons of an answer in the earlier shape (audiences as {"slug", "reason"}):
+    # kept for the card, never asked for (not in the schema sent).
+    audience_reasons: SkipJsonSchema[dict[str, str]] = Field(default_factory=dict, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_audiences(cls, data):
+        items = data.get("audiences") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not any(isinstance(a, dict) for a in items):
+            return data
+        objects = [a for a in items if isinstance(a, dict)]
+        return {
+            **data,
+            "audiences": [a.get("slug") if isinstance(a, dict) else a for a in items],
+            "audience_reasons": {
+                a["slug"]: str(a.get("reason") or "")[:200] for a in objects if isinstance(a.get("slug"), str)
+            },
+        }
