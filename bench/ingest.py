@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -226,8 +227,9 @@ class Site:
             httpd.shutdown()
 
 
-def naive(site: Site) -> tuple[int, float]:
+def naive(site: Site) -> tuple[int, float, float]:
     started = time.perf_counter()
+    cpu = time.process_time()
     done = 0
     for url in site.feed_urls():
         with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 (loopback)
@@ -237,7 +239,7 @@ def naive(site: Site) -> tuple[int, float]:
                 html = response.read()
             text = trafilatura.extract(html, url=entry.link)
             done += bool(text)
-    return done, time.perf_counter() - started
+    return done, time.perf_counter() - started, time.process_time() - cpu
 
 
 def fresh_database(urls: list[str]) -> None:
@@ -250,10 +252,18 @@ def fresh_database(urls: list[str]) -> None:
         Source.objects.create(name=f"Bench {n}", slug=f"bench-{n}", feed_url=url)
 
 
+def cpu_seconds() -> float:
+    """CPU of this process and of its children that ended (reader processes)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def timed_poll(*, read: bool, threads: int) -> tuple[float, object]:
     Source.objects.update(next_poll_at=None)
     started = time.perf_counter()
+    cpu = cpu_seconds()
     totals = poll_many(list(Source.objects.all()), read=read, threads=threads)
+    totals.cpu = cpu_seconds() - cpu
     return time.perf_counter() - started, totals
 
 
@@ -423,8 +433,16 @@ def main() -> None:
         metavar="REV",
         help="also run the re-poll with the code of this git revision (before/after)",
     )
+    parser.add_argument("--no-repoll", action="store_true", help="only empty-to-cards against the naive loop")
     parser.add_argument("--rounds", type=int, default=1, help="re-poll runs per contender, taking turns")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of this tree's re-poll")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a cProfile of this tree's re-poll and write a pyinstrument profile of the project's run",
+    )
+    parser.add_argument(
+        "--profile-out", default="ingest-profile.txt", help="where --profile writes the project's"
+    )
     parser.add_argument("--child", choices=["repoll", "dispatch", "reader"], help=argparse.SUPPRESS)
     parser.add_argument(
         "--hosts", type=int, default=1, help="loopback addresses the feeds are spread over (127.0.0.1, .2, …)"
@@ -461,17 +479,31 @@ def main() -> None:
         print(f"  pages {min(sizes) // 1024}–{max(sizes) // 1024} KB, latency {args.latency * 1000:.0f} ms")
 
         print("Naive loop (sequential: urllib, feedparser, trafilatura; no database) …", flush=True)
-        naive_done, naive_s = naive(site)
+        naive_done, naive_s, naive_cpu = naive(site)
         print(f"  {naive_done} articles in {naive_s:.1f} s", flush=True)
 
         print(f"Project: poll_many(read=True), {args.threads} fetch threads, empty SQLite …", flush=True)
         fresh_database(site.feed_urls())
+        if args.profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.002)
+            profiler.start()
         project_s, totals = timed_poll(read=True, threads=args.threads)
+        if args.profile:
+            profiler.stop()
+            Path(args.profile_out).write_text(profiler.output_text(unicode=True, show_all=False))
+            print(f"  profile (pyinstrument, this process only) written to {args.profile_out}", flush=True)
         cards = Article.objects.filter(insight__isnull=False).count()
         print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
+        project_cpu = totals.cpu
 
-        print("First poll of the feeds alone (fresh database, no page reads), then a re-poll …", flush=True)
-        runs = repoll_runs(site, args)
+        runs = []
+        if not args.no_repoll:
+            print(
+                "First poll of the feeds alone (fresh database, no page reads), then a re-poll …", flush=True
+            )
+            runs = repoll_runs(site, args)
 
     naive_rate = naive_done / naive_s
     project_rate = cards / project_s
@@ -483,9 +515,14 @@ def main() -> None:
     print(f"{'naive sequential loop':40} {naive_rate:8.1f} articles/s")
     print(f"{'project (poll + read + cluster + card)':40} {project_rate:8.1f} articles/s")
     print(f"{'ratio project / naive':40} {project_rate / naive_rate:8.2f}x   (goal >= 3x)")
-    print_repoll(runs)
-    mine = [run for name, run in runs if name == "project, this tree"][-1]
-    print(f"{'re-poll / empty-to-cards':34} {mine['repoll'] / project_s:.1%}")
+    print(
+        f"{'CPU per article: naive':40} {naive_cpu / max(naive_done, 1) * 1000:8.1f} ms"
+        f"   project {project_cpu / max(cards, 1) * 1000:.1f} ms (this process and its readers)"
+    )
+    if runs:
+        print_repoll(runs)
+        mine = [run for name, run in runs if name == "project, this tree"][-1]
+        print(f"{'re-poll / empty-to-cards':34} {mine['repoll'] / project_s:.1%}")
 
 
 if __name__ == "__main__":

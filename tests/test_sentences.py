@@ -1,4 +1,4 @@
-"""The article's body as numbered sentences: split once with pysbd, stored, and the one
+"""The article's body as numbered sentences: split once with sentencex, stored, and the one
 list that claims cite, grounding checks and readers see."""
 
 from __future__ import annotations
@@ -40,6 +40,28 @@ def test_cjk_punctuation_ends_a_sentence_even_without_a_language():
     expected = ["公司今天发布了新模型。", "它能做什么？", "很多事情！", "价格为3.5元。"]
     assert split(text, language="zh-CN") == expected
     assert split(text, language="") == expected
+
+
+def test_a_closing_quote_stays_with_its_sentence_and_a_cjk_stop_before_a_digit_ends_one():
+    # pysbd, the splitter before, left "”" alone as a sentence of its own and sentencex
+    # keeps "。2025" together as it would a decimal point: neither may reach a card.
+    text = "他说：“我们完成了。”然后离开了。项目始于2023年3月。2025年，团队引入了新方法。"
+    assert split(text, language="zh") == [
+        "他说：“我们完成了。”",
+        "然后离开了。",
+        "项目始于2023年3月。",
+        "2025年，团队引入了新方法。",
+    ]
+    assert split("「晴れです。」明日は雨でしょう！3時に会おう？", language="ja") == [
+        "「晴れです。」",
+        "明日は雨でしょう！",
+        "3時に会おう？",
+    ]
+    assert split('"It is over." Then she left. The U.K. did not.', language="en-GB") == [
+        '"It is over."',
+        "Then she left.",
+        "The U.K. did not.",
+    ]
 
 
 def test_paragraphs_break_sentences_and_the_headline_and_instructions_are_left_out():
