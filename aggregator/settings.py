@@ -295,6 +295,9 @@ FETCH_PER_HOST = env_int("FETCH_PER_HOST", 4, minimum=1)
 # Feeds and pages fetched at once by `poll` and each poll task (threads; parsing and
 # extraction stay on one thread).
 INGEST_THREADS = env_int("INGEST_THREADS", 8)
+# Processes that read (extract, cluster, card) the new articles of `poll --extract`
+# (aggregator.ingest.run), one per core by default; 1 reads them on the polling thread.
+INGEST_PROCESSES = env_int("INGEST_PROCESSES", min(os.cpu_count() or 1, 4), minimum=1)
 EXTRACT_MAX_BYTES = env_int("EXTRACT_MAX_BYTES", 3 * 1024 * 1024, minimum=1)
 EXTRACT_TIME_LIMIT = env_int("EXTRACT_TIME_LIMIT", 15, minimum=1)
 

@@ -258,13 +258,66 @@ def cpu_seconds() -> float:
     return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def timed_poll(*, read: bool, threads: int) -> tuple[float, object]:
+def timed_poll(*, read: bool, threads: int, processes: int = 1) -> tuple[float, object]:
     Source.objects.update(next_poll_at=None)
     started = time.perf_counter()
     cpu = cpu_seconds()
-    totals = poll_many(list(Source.objects.all()), read=read, threads=threads)
+    totals = poll_many(list(Source.objects.all()), read=read, threads=threads, processes=processes)
     totals.cpu = cpu_seconds() - cpu
     return time.perf_counter() - started, totals
+
+
+def _profiled_read(article_id, page):
+    import cProfile
+
+    from aggregator.ingest import run
+
+    profiler = cProfile.Profile()
+    result = profiler.runcall(run._unprofiled_read, article_id, page)
+    profiler.dump_stats(Path(os.environ["DATA_DIR"]) / f"reader-{os.getpid()}-{article_id}.prof")
+    return result
+
+
+# Pickled by name for the readers: found as aggregator.ingest.run._read_safely there.
+_profiled_read.__module__, _profiled_read.__qualname__ = "aggregator.ingest.run", "_read_safely"
+
+
+def start_profile(args, processes: int):
+    """With --profile: pyinstrument on this process, and cProfile in each reader process
+    (the readers are forked, so they run this wrapper of aggregator.ingest.run's)."""
+    if not args.profile:
+        return None
+    from pyinstrument import Profiler
+
+    from aggregator.ingest import run
+
+    if processes > 1 and run._read_safely is not _profiled_read:
+        run._unprofiled_read = run._read_safely
+        run._read_safely = _profiled_read
+    profiler = Profiler(interval=0.002)
+    profiler.start()
+    return profiler
+
+
+def stop_profile(args, profiler, processes: int) -> None:
+    if profiler is None:
+        return
+    import io
+    import pstats
+
+    profiler.stop()
+    out = Path(args.profile_out)
+    text = profiler.output_text(unicode=True, show_all=False)
+    dumps = sorted(Path(os.environ["DATA_DIR"]).glob("reader-*.prof"))
+    if dumps:
+        stream = io.StringIO()
+        stats = pstats.Stats(*map(str, dumps), stream=stream)
+        stats.sort_stats("cumulative").print_stats(60)
+        text += f"\n\nReader processes ({len(dumps)} articles, cProfile, cumulative):\n" + stream.getvalue()
+        for dump in dumps:
+            dump.unlink()
+    out.write_text(text)
+    print(f"  profile written to {out}", flush=True)
 
 
 def dispatched_poll() -> tuple[float, None]:
@@ -433,6 +486,12 @@ def main() -> None:
         metavar="REV",
         help="also run the re-poll with the code of this git revision (before/after)",
     )
+    parser.add_argument(
+        "--processes",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=[1, settings.INGEST_PROCESSES] if settings.INGEST_PROCESSES > 1 else [1],
+        help="reader processes of the project's runs, e.g. 1,2 (one run each, same site)",
+    )
     parser.add_argument("--no-repoll", action="store_true", help="only empty-to-cards against the naive loop")
     parser.add_argument("--rounds", type=int, default=1, help="re-poll runs per contender, taking turns")
     parser.add_argument(
@@ -482,21 +541,20 @@ def main() -> None:
         naive_done, naive_s, naive_cpu = naive(site)
         print(f"  {naive_done} articles in {naive_s:.1f} s", flush=True)
 
-        print(f"Project: poll_many(read=True), {args.threads} fetch threads, empty SQLite …", flush=True)
-        fresh_database(site.feed_urls())
-        if args.profile:
-            from pyinstrument import Profiler
-
-            profiler = Profiler(interval=0.002)
-            profiler.start()
-        project_s, totals = timed_poll(read=True, threads=args.threads)
-        if args.profile:
-            profiler.stop()
-            Path(args.profile_out).write_text(profiler.output_text(unicode=True, show_all=False))
-            print(f"  profile (pyinstrument, this process only) written to {args.profile_out}", flush=True)
-        cards = Article.objects.filter(insight__isnull=False).count()
-        print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
-        project_cpu = totals.cpu
+        results = []
+        for processes in args.processes:
+            print(
+                f"Project: poll_many(read=True), {args.threads} fetch threads, {processes} reader"
+                f" process{'es' if processes > 1 else ''}, empty SQLite …",
+                flush=True,
+            )
+            fresh_database(site.feed_urls())
+            profiler = start_profile(args, processes)
+            project_s, totals = timed_poll(read=True, threads=args.threads, processes=processes)
+            stop_profile(args, profiler, processes)
+            cards = Article.objects.filter(insight__isnull=False).count()
+            print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
+            results.append((processes, cards, project_s, totals.cpu))
 
         runs = []
         if not args.no_repoll:
@@ -506,19 +564,22 @@ def main() -> None:
             runs = repoll_runs(site, args)
 
     naive_rate = naive_done / naive_s
-    project_rate = cards / project_s
     print()
     print(
         f"{args.feeds} feeds x {args.entries} entries, {args.latency * 1000:.0f} ms latency, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'naive sequential loop':40} {naive_rate:8.1f} articles/s")
-    print(f"{'project (poll + read + cluster + card)':40} {project_rate:8.1f} articles/s")
-    print(f"{'ratio project / naive':40} {project_rate / naive_rate:8.2f}x   (goal >= 3x)")
     print(
-        f"{'CPU per article: naive':40} {naive_cpu / max(naive_done, 1) * 1000:8.1f} ms"
-        f"   project {project_cpu / max(cards, 1) * 1000:.1f} ms (this process and its readers)"
+        f"{'naive sequential loop':44} {naive_rate:6.1f} articles/s, CPU {naive_cpu / max(naive_done, 1) * 1000:5.1f} ms an article"
     )
+    for processes, cards, project_s, cpu in results:
+        rate = cards / project_s
+        name = f"project, {processes} reader process{'es' if processes > 1 else ''}"
+        print(
+            f"{name:44} {rate:6.1f} articles/s, CPU {cpu / max(cards, 1) * 1000:5.1f} ms an article"
+            f" = {rate / naive_rate:.2f}x naive (goal >= 3x)"
+        )
+    project_s = results[-1][2]
     if runs:
         print_repoll(runs)
         mine = [run for name, run in runs if name == "project, this tree"][-1]

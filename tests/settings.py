@@ -18,3 +18,4 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 LOGGING = {**LOGGING, "loggers": {**LOGGING["loggers"], "django-q": {"level": "WARNING"}}}
 PAGE_CACHE_SECONDS = 0  # tests that want the page cache turn it on (tests/test_pagecache.py)
 CLAUDE_STORY_CARDS = False  # tests that want Claude story cards turn them on (tests/test_story_claude.py)
+INGEST_PROCESSES = 1  # tests that want reader processes ask for them (tests/test_readers.py)

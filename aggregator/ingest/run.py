@@ -1,17 +1,27 @@
 """Polling many sources (and reading their new articles) with the network waits
 overlapped: feeds and pages are fetched by a pool of threads, several at once (at most
-FETCH_PER_HOST per host), while this thread parses, extracts, clusters, enriches and
-writes whatever has arrived. The database work and trafilatura stay on the calling
-thread: one writer, and extraction keeps its time limit (a signal, main thread only)."""
+FETCH_PER_HOST per host), while this thread parses and stores the feeds.
+
+Reading an article (extract, cluster, card: CPU, not network) is handed to
+INGEST_PROCESSES reader processes, each page with what was fetched for it, so that
+every core works; each step holds the article's lease (aggregator.ingest.leases) as
+the workers' tasks do, so a reader that dies loses nothing (the sweep hands its article
+out again) and none is read twice. With one process, or inside a transaction or on an
+in-memory database (which another process cannot see: the tests), articles are read
+on this thread. Extraction keeps its time limit: a reader runs it on its main thread."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
 
 from aggregator.ingest.extract import ExtractionError
@@ -50,15 +60,65 @@ def _fetch_feed_safely(source: Source) -> FetchResult | FetchError:
 
 
 def read_article(article_id: int, page: FetchResult | Exception | None = None) -> str:
-    """Extract, cluster and enrich one article (what the worker tasks do, in a row)."""
+    """Extract, cluster and enrich one article (what the worker tasks do, in a row),
+    holding its lease once for the three steps (each step's own hold is then free: one
+    claim and one release, not three of each, each a write)."""
+    from aggregator.ingest.leases import ARTICLE, held
     from enrichment.service import enrich_article
     from enrichment.stories import assign_story
 
-    outcome = extract_article(article_id, page=page)
-    if not outcome.startswith("skipped"):
-        assign_story(article_id)
-        outcome += "; " + enrich_article(article_id)
+    with held(ARTICLE, [article_id]) as hold:
+        if not hold:
+            return "skipped: another worker holds it"
+        outcome = extract_article(article_id, page=page)
+        if not outcome.startswith("skipped"):
+            assign_story(article_id)
+            outcome += "; " + enrich_article(article_id)
     return outcome
+
+
+def _read_safely(article_id: int, page: FetchResult | Exception | None) -> str:
+    try:
+        return read_article(article_id, page)
+    except Exception as exc:  # one article's bug must not end the run (its lease is released)
+        logger.exception("reading article %s failed", article_id)
+        return f"failed: {exc!r}; left for the workers' sweep"
+
+
+def _reader_started() -> None:
+    """In a new reader process: no database connection is shared with the parent."""
+    for conn in connections.all(initialized_only=True):
+        conn.close()
+
+
+def _ready() -> int:
+    return 0
+
+
+def reader_processes(requested: int | None = None) -> int:
+    """How many processes read articles: INGEST_PROCESSES, or 1 (this thread) when
+    another process could not see this one's rows: inside a transaction, or an
+    in-memory SQLite database."""
+    wanted = requested if requested is not None else settings.INGEST_PROCESSES
+    if wanted <= 1:
+        return 1
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            return 1
+    default = connections["default"]
+    if default.vendor == "sqlite" and default.is_in_memory_db():
+        return 1
+    return wanted
+
+
+def _start_readers(count: int) -> ProcessPoolExecutor:
+    """Forked before any fetch thread starts, with no open connection to inherit."""
+    connections.close_all()
+    pool = ProcessPoolExecutor(
+        max_workers=count, mp_context=multiprocessing.get_context("fork"), initializer=_reader_started
+    )
+    pool.submit(_ready).result()  # forks every reader now (the fork context starts them all)
+    return pool
 
 
 def poll_many(
@@ -67,17 +127,23 @@ def poll_many(
     read: bool = True,
     claim: bool = True,
     threads: int | None = None,
+    processes: int | None = None,
     on_poll: Callable[[Source, PollResult], None] | None = None,
     on_read: Callable[[int, str], None] | None = None,
 ) -> Totals:
-    """Poll `sources` and, with `read`, read every new article. Each source is claimed
-    here unless the caller did (`claim=False`: the dispatcher's batches)."""
+    """Poll `sources` and, with `read`, read every new article (in `processes` reader
+    processes, INGEST_PROCESSES by default). Each source is claimed here unless the
+    caller did (`claim=False`: the dispatcher's batches)."""
     totals = Totals()
     threads = threads or settings.INGEST_THREADS
     sources = list(sources)
     if claim:
         Source.claim_polls(sources, now=timezone.now())
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch") as pool:
+    with ExitStack() as stack:
+        readers = None
+        if read and reader_processes(processes) > 1:
+            readers = stack.enter_context(_start_readers(reader_processes(processes)))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fetch"))
         pending: dict[Future, tuple[str, object]] = {}
         for source in sources:
             pending[pool.submit(_fetch_feed_safely, source)] = ("feed", source)
@@ -96,11 +162,28 @@ def poll_many(
                         links = Article.objects.filter(pk__in=result.new_article_ids).values_list("pk", "url")
                         for article_id, url in links:
                             pending[pool.submit(_fetch_page_safely, url)] = ("page", article_id)
-                else:
+                    continue
+                if kind == "page" and readers is not None:
+                    try:
+                        pending[readers.submit(_read_safely, item, future.result())] = ("read", item)
+                        continue
+                    except BrokenProcessPool:
+                        readers = None  # a reader died: the rest are read in this process
+                if kind == "page":
                     outcome = read_article(item, future.result())
-                    totals.read += 1
-                    if on_read:
-                        on_read(item, outcome)
+                else:
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        # Its reader died (or the pool broke before it started): read it
+                        # here; an article the dead reader held stays leased until its
+                        # lease runs out, and the workers' sweep hands it out then.
+                        readers = None
+                        logger.error("a reader process died; article %s is read in this process", item)
+                        outcome = read_article(item, None)
+                totals.read += 1
+                if on_read:
+                    on_read(item, outcome)
     return totals
 
 

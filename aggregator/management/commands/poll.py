@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from aggregator.ingest.run import poll_many
+from aggregator.ingest.run import poll_many, reader_processes
 from aggregator.models import Source
 
 
@@ -34,8 +34,15 @@ class Command(BaseCommand):
                 chosen.append(source)
         from aggregator.tasks import enqueue_extractions
 
-        # Feeds and pages are fetched several at once; parsing, extraction and the
-        # database stay on this thread (aggregator.ingest.run).
+        # Feeds and pages are fetched several at once; feeds are parsed and stored on this
+        # thread, articles read by INGEST_PROCESSES reader processes (aggregator.ingest.run).
+        if extract:
+            readers = reader_processes()
+            self.stdout.write(
+                f"Reading new articles in {readers} reader processes."
+                if readers > 1
+                else "Reading new articles in this process."
+            )
         done = [0]
 
         def polled(source: Source, result) -> None:
