@@ -11,7 +11,8 @@ comments and a footer — 60–90 KB each.
              each entry a GET of its page and trafilatura.extract(). No database.
   - project: aggregator.ingest.run.poll_many() — what `manage.py poll --all --extract`
              runs — on an empty SQLite database: poll, store, fetch each page,
-             extract, cluster and write its card (extractive enricher).
+             extract, cluster and write its card (extractive enricher); once per
+             `--processes` value (1: on the polling thread; more: reader processes).
   - re-poll: the same feeds polled again (unchanged, answered 304): time as a share of
              the first poll of the feeds alone (a fresh database, no page reads), and
              the statements that wrote during it (and whether anything readers see moved:
@@ -21,6 +22,7 @@ comments and a footer — 60–90 KB each.
              (`pip install -e '.[bench]'`), lemon24's `reader` polling the same feeds.
 
     .venv/bin/python bench/ingest.py [--feeds 20] [--entries 10] [--latency 0.05] [--threads 8]
+        [--processes 1,2] [--no-repoll] [--profile --profile-out ingest-profile.txt]
     .venv/bin/python bench/ingest.py --repoll-only --feeds 100 --against main~3 --rounds 3 [--profile]
 """
 
@@ -287,7 +289,10 @@ def start_profile(args, processes: int):
     (the readers are forked, so they run this wrapper of aggregator.ingest.run's)."""
     if not args.profile:
         return None
-    from pyinstrument import Profiler
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        raise SystemExit("--profile needs pyinstrument: .venv/bin/pip install -e '.[bench]'") from None
 
     from aggregator.ingest import run
 
