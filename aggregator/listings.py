@@ -285,69 +285,15 @@ def ranked_window(articles: QuerySet[Article], featured_stories: list[int]) -> l
     return sorted(groups.values(), key=lambda g: (g["featured"], g["score"], g["key"]), reverse=True)
 
 
-def ranked_matches(articles: QuerySet[Article], depth: int) -> tuple[list[dict], bool]:
-    """Search results as stories: the best `depth` of `articles` (a search, ordered best
-    first: by its `rank`, then recency) grouped by story, best first; and whether more
-    matches lie beyond `depth`. Only those rows are read and ranked (one LIMITed query),
-    each story's publisher count by primary key. Same order as ranked_stories: relevance
-    (a story's best match), then recency weighted by coverage, then key."""
-    ranked = "rank" in articles.query.annotations
-    fields = ["key", "sort_at", "is_featured", "story_id"] + (["rank"] if ranked else [])
-    rows = list(articles.annotate(key=story_key()).values_list(*fields)[: depth + 1])
-    more = len(rows) > depth
-    rows = rows[:depth]
-    stories = {
-        pk: (n, featured)
-        for pk, n, featured in Story.objects.filter(pk__in={r[3] for r in rows if r[3]}).values_list(
-            "pk", "publisher_count", "is_featured"
-        )
-    }
-    groups: dict[int, dict] = {}
-    for key, at, featured, story_id, *rank in rows:
-        count, story_featured = stories.get(story_id, (1, False))
-        score = at + timedelta(hours=boost_hours(count))
-        relevance = rank[0] if rank else 0.0
-        group = groups.get(key)
-        if group is None:
-            groups[key] = {
-                "key": key,
-                "featured": int(bool(featured or story_featured)),
-                "score": score,
-                "relevance": relevance,
-            }
-        else:
-            group["score"] = max(group["score"], score)
-            group["relevance"] = max(group["relevance"], relevance)
-            group["featured"] |= int(bool(featured))
-    ordered = sorted(groups.values(), key=lambda g: (g["relevance"], g["score"], g["key"]), reverse=True)
-    return ordered, more
-
-
 def story_page(
-    request_page: str | None,
-    articles: QuerySet[Article],
-    *,
-    per_page: int,
-    counted: bool = False,
-    count=None,
+    request_page: str | None, articles: QuerySet[Article], *, per_page: int, counted: bool = False
 ) -> Page:
     """One page of story cards for a listing of `articles`: the ranking reads only the
     articles recent enough to reach this page (see window_start), so its cost follows the
-    page number, not the size of the archive. `counted` (search results, best first):
-    the best SEARCH_DEPTH matches are ranked into stories and paged; `count()` (called
-    only when there are more matches) gives (matches, exact) for the total shown. The
-    paginator's `count` is the stories ranked, `matches` the articles that match and
-    `exact` whether that is every one ("more than" otherwise)."""
+    page number, not the size of the archive. `counted` (search results): every match is
+    ranked and counted, and the page knows how many there are."""
     if counted:
-        from aggregator.search import SEARCH_DEPTH
-
-        rows, more = ranked_matches(articles, SEARCH_DEPTH)
-        paginator = Paginator(rows, per_page)
-        paginator.capped = more
-        paginator.matches, paginator.exact = (
-            count() if more and count else (SEARCH_DEPTH if more else None, not more)
-        )
-        page = paginator.get_page(request_page)
+        page = Paginator(ranked_stories(articles), per_page).get_page(request_page)
         page.object_list = listed_stories(list(page.object_list))
         return page
     try:

@@ -33,12 +33,6 @@ from django.dispatch import receiver
 logger = logging.getLogger(__name__)
 
 MAX_WORDS = 10
-# The search page ranks the best SEARCH_DEPTH matches (by relevance, then recency) into
-# stories, as search sites do: a common word matches thousands of articles, and ranking
-# every one by story made the page's cost grow with the archive. The total beyond is
-# counted from the index up to COUNT_LIMIT ("more than" past it).
-SEARCH_DEPTH = 400
-COUNT_LIMIT = 10_000
 PG_COLUMN = "search_document"
 PG_INDEX = "article_search_document"
 FTS_TABLE = "aggregator_article_fts"
@@ -144,30 +138,18 @@ def _substring(word: str) -> Q:
     return Q(title__icontains=word) | Q(excerpt__icontains=word) | Q(text__icontains=word)
 
 
-def search_articles(articles: QuerySet, query: str, *, ranked: bool = True) -> QuerySet:
+def search_articles(articles: QuerySet, query: str) -> QuerySet:
     """The articles matching every word of `query`, annotated with `rank` (higher is
-    better) when the index could rank them, best first. `ranked=False`: the matches
-    only, unordered (to count them without ranking each)."""
+    better) when the index could rank them, best first."""
     words = [w for w in query.split() if w][:MAX_WORDS]
     if not words:
         return articles.none()
     if connection.vendor == "postgresql":
-        found = _search_postgresql(articles, words, ranked)
-    else:
-        found = _search_sqlite(articles, words, ranked)
-    return found if ranked else found.order_by()
+        return _search_postgresql(articles, words)
+    return _search_sqlite(articles, words)
 
 
-def count_matches(articles: QuerySet, query: str, *, limit: int | None = None) -> tuple[int, bool]:
-    """How many articles match `query`: (n, True) when there are at most `limit`
-    (COUNT_LIMIT), else (limit, False), "more than `limit`". Counted from the index
-    without ranking them."""
-    limit = COUNT_LIMIT if limit is None else limit
-    n = search_articles(articles, query, ranked=False).values("pk")[: limit + 1].count()
-    return min(n, limit), n <= limit
-
-
-def _search_postgresql(articles: QuerySet, words: list[str], ranked: bool = True) -> QuerySet:
+def _search_postgresql(articles: QuerySet, words: list[str]) -> QuerySet:
     from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 
     indexed = [w for w in words if not _UNSPACED.search(w)]
@@ -182,17 +164,19 @@ def _search_postgresql(articles: QuerySet, words: list[str], ranked: bool = True
     search_query = SearchQuery(" ".join(indexed), search_type="websearch", config="simple")
     # Match with @@ (every word, as websearch means it; through the GIN index); a rank
     # above 0 alone also lets in articles that match only some of the words.
-    found = articles.alias(document=document).filter(document=search_query)
-    if not ranked:
-        return found
-    return found.annotate(rank=SearchRank(document, search_query)).order_by("-rank", "-sort_at")
+    return (
+        articles.alias(document=document)
+        .filter(document=search_query)
+        .annotate(rank=SearchRank(document, search_query))
+        .order_by("-rank", "-sort_at")
+    )
 
 
 def _fts_phrase(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def _search_sqlite(articles: QuerySet, words: list[str], ranked: bool = True) -> QuerySet:
+def _search_sqlite(articles: QuerySet, words: list[str]) -> QuerySet:
     tokenizer = _fts_tokenizer()
     if tokenizer == "trigram":
         indexed = [w for w in words if len(w) >= 3]
@@ -202,15 +186,16 @@ def _search_sqlite(articles: QuerySet, words: list[str], ranked: bool = True) ->
         if word not in indexed:
             articles = articles.filter(_substring(word))
     if not indexed:
-        return articles.order_by("-sort_at", "-pk")
+        return articles
     match = " ".join(_fts_phrase(w) for w in indexed)  # phrases: every word, no query syntax
     # Joined (not a subquery per row): bm25 reads the index's statistics once per query.
     # `rank` is bm25 with WEIGHTS (lower is better).
-    found = articles.extra(  # noqa: S610 - a virtual table cannot be joined otherwise; words are a parameter
-        tables=[FTS_TABLE],
-        where=[f"{FTS_TABLE}.rowid = aggregator_article.id", f"{FTS_TABLE} MATCH %s"],
-        params=[match],
+    return (
+        articles.extra(  # noqa: S610 - a virtual table cannot be joined otherwise; words are a parameter
+            tables=[FTS_TABLE],
+            where=[f"{FTS_TABLE}.rowid = aggregator_article.id", f"{FTS_TABLE} MATCH %s"],
+            params=[match],
+        )
+        .annotate(rank=RawSQL(f"-{FTS_TABLE}.rank", []))  # noqa: S611
+        .order_by("-rank", "-sort_at")
     )
-    if not ranked:
-        return found
-    return found.annotate(rank=RawSQL(f"-{FTS_TABLE}.rank", [])).order_by("-rank", "-sort_at")  # noqa: S611

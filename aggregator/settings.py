@@ -229,6 +229,12 @@ else:
 # bounds only how old "collected 5m ago" may get). 0 turns the cache off.
 PAGE_CACHE_SECONDS = env_int("PAGE_CACHE_SECONDS", 60)
 PAGE_CACHE_EXCLUDE = ("/admin/", "/static/")
+# New content (the pipeline's new articles, cards and stories) may show this many seconds
+# late: a page rendered before it is served that long (editors' changes show at once).
+# 0: every change shows at once (every page rendered again after every new article).
+PAGE_FRESH_SECONDS = env_int("PAGE_FRESH_SECONDS", 10)
+# Seconds a request waits for another request's render of the same page (single flight).
+PAGE_RENDER_WAIT = env_int("PAGE_RENDER_WAIT", 5)
 
 # Workers. retry > timeout so a slow task is never handed out twice while it runs;
 # max_attempts bounds a poison task; catch_up off so downtime does not cause a storm.

@@ -21,6 +21,7 @@ from aggregator.ingest.opml import check_source_addresses
 from aggregator.ingest.pages import extract_article
 from aggregator.ingest.poll import poll_source
 from aggregator.models import Article, Source, Story
+from aggregator.pagecache import new_content
 from enrichment.service import enrich_article, recover_stuck_enrichment
 from enrichment.stories import assign_story, count_uncounted
 from enrichment.story_claude import claude_configured, write_story_card
@@ -101,6 +102,7 @@ def dispatch_polls() -> str:
     return f"enqueued {claimed} polls in {tasks} tasks"
 
 
+@new_content
 def poll_sources_task(source_ids: list[int]) -> str:
     """Poll claimed sources with their network waits overlapped (aggregator.ingest.run),
     each held with a lease until its poll is done; one a live worker holds is skipped."""
@@ -111,6 +113,7 @@ def poll_sources_task(source_ids: list[int]) -> str:
     return f"polled {totals.polled} sources ({totals.failed} failed): {totals.new} new articles"
 
 
+@new_content
 def poll_source_task(source_id: int) -> str:
     with leases.held(leases.POLL, [source_id]) as hold:
         if not hold:
@@ -153,6 +156,7 @@ def enqueue_extractions(article_ids: list[int]) -> None:
         enqueue("aggregator.tasks.extract_article_task", article_id, group="extract")
 
 
+@new_content
 def extract_article_task(article_id: int) -> str:
     outcome = extract_article(article_id)
     if not outcome.startswith("skipped"):
@@ -164,6 +168,7 @@ def extract_article_task(article_id: int) -> str:
     return outcome
 
 
+@new_content
 def cluster_article_task(article_id: int) -> str:
     """An extracted article a dead worker left without a story: cluster it, then its
     card if it has none yet."""
@@ -173,10 +178,12 @@ def cluster_article_task(article_id: int) -> str:
     return f"story #{story.pk if story else '-'}"
 
 
+@new_content
 def enrich_article_task(article_id: int, force: bool = False) -> str:
     return enrich_article(article_id, force=force)
 
 
+@new_content
 def write_story_card_task(story_id: int) -> str:
     """Claude's card for a story with several publishers (skipped when up to date)."""
     story = Story.objects.filter(pk=story_id).first()
@@ -188,12 +195,14 @@ def write_story_card_task(story_id: int) -> str:
     return f"story card: {insight.error or f'{len(insight.claims)} claims, {len(insight.disagreements)} disagreements'}"
 
 
+@new_content
 def run_batches_task() -> str:
     from enrichment.batches import run_batches
 
     return run_batches()
 
 
+@new_content
 def recover_stuck_task() -> str:
     """Every minute: hand out again every article step whose lease ran out or whose
     task was lost (aggregator.ingest.leases.sweep_articles); the polls are handed out

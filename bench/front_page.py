@@ -12,11 +12,6 @@ PostgreSQL the plan of every listing order and of search is printed for the larg
 
     .venv/bin/python bench/front_page.py [--sizes 1000,10000,100000] [--repeat 7]
     DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url
-    # build once, then measure again and again on the same corpus:
-    DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url \
-        --sizes 100000 --build-only
-    DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url \
-        --sizes 100000 --reuse
 """
 
 from __future__ import annotations
@@ -124,7 +119,7 @@ def build(n: int) -> None:
     tags = list(AudienceTag.objects.all())
     Through = Article.audiences.through
     now = datetime.now(UTC)
-    made = added = 0
+    made = 0
     batch_stories, batch_articles = [], []
     while made < n:
         size = rng.choices([1, rng.randint(2, 3), rng.randint(4, 6)], weights=[70, 20, 10])[0]
@@ -142,7 +137,6 @@ def build(n: int) -> None:
             (story, [(publisher, at - timedelta(minutes=k * 7)) for k, publisher in enumerate(publishers)])
         )
         made += size
-        added += size
         if len(batch_stories) >= 2000 or made >= n:
             Story.objects.bulk_create([s for s, _ in batch_stories])
             for story, reports in batch_stories:
@@ -172,21 +166,9 @@ def build(n: int) -> None:
                 batch_size=2000,
             )
             batch_stories, batch_articles = [], []
-            if made // 10000 != (made - added) // 10000 or made >= n:
-                print(f"  building: {made:,} of {n:,} articles", file=sys.stderr, flush=True)
-            added = 0
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-
-
-def reusable(n: int) -> bool:
-    """A corpus this bench built, of `n` articles, is already in the database."""
-    return (
-        Article.objects.count() == n
-        and Source.objects.filter(slug="p0", feed_url="http://127.0.0.1:9/0").exists()
-        and Source.objects.count() == SOURCES
-    )
 
 
 def median_ms(fn, repeat: int) -> tuple[float, int]:
@@ -349,15 +331,6 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--keep-database-url", action="store_true")
-    parser.add_argument(
-        "--reuse",
-        action="store_true",
-        help="keep a corpus already in the database when it has exactly the size asked for "
-        "(a 100k build takes ~15 min on a loaded machine); only with a single size",
-    )
-    parser.add_argument(
-        "--build-only", action="store_true", help="build the corpus (of the last size) and stop"
-    )
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
@@ -371,16 +344,8 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     for n in sizes:
         start = time.perf_counter()
-        if args.reuse and reusable(n):
-            print(f"reusing the {n} articles already in the database", flush=True)
-        else:
-            build(n)
+        build(n)
         built = time.perf_counter() - start
-        if args.build_only:
-            if n == sizes[-1]:
-                print(f"built {n} articles ({Story.objects.count()} stories) in {built:.0f}s")
-                return
-            continue
         front, queries = median_ms(lambda: client.get("/"), args.repeat)
         page5, _ = median_ms(lambda: client.get("/?page=5"), args.repeat)
         stories_q, _ = median_ms(lambda: story_listing(1), args.repeat)

@@ -16,7 +16,7 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.test import Client
 
-from aggregator.models import Article, ContentGeneration, Source
+from aggregator.models import Article, ContentGeneration, Source, Story
 from aggregator.pagecache import current_generation, negotiate_encoding, written_table
 from enrichment.models import Insight
 
@@ -74,6 +74,26 @@ def correct_hook(editor: Client, insight: Insight, hook: str) -> None:
     )
     response = editor.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
+
+
+def add_article(title: str) -> Article:
+    """What a worker does: a new article with its card, written as new content."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from aggregator.pagecache import new_content
+
+    model = Article.objects.visible().exclude(insight=None).order_by("-sort_at").first()
+    insight = model.insight
+    with new_content(), transaction.atomic():
+        model.pk = None
+        model.guid = model.url = model.canonical_url = f"https://example.org/new/{abs(hash(title))}"
+        model.title, model.sort_at, model.is_featured = title, timezone.now(), False
+        model.story = Story.objects.create(headline=title, article_count=1, publisher_count=1)
+        model.save()
+        insight.pk, insight.article, insight.title = None, model, title
+        insight.save()
+    return model
 
 
 def test_it_serves_a_repeat_visit_from_the_cache_with_one_query(reader, demo, django_assert_num_queries):
@@ -237,3 +257,141 @@ def test_a_lost_generation_row_is_made_again_with_a_new_number(reader, demo):
 )
 def test_it_reads_which_table_a_statement_writes(sql, table):
     assert written_table(sql) == table
+
+
+def test_pipeline_writes_move_the_new_content_number_and_editors_the_editorial_one(demo):
+    from django.db import transaction
+
+    before = current_generation()
+    add_article("A brand new article")
+    after = current_generation()
+    assert (after.editorial, after.content) == (before.editorial, before.content + 1)
+    Article.objects.filter(pk=Article.objects.first().pk).update(is_hidden=True)  # not marked: editorial
+    assert current_generation().editorial == after.editorial + 1
+    # A transaction with both kinds of write moves the editorial number, once.
+    from aggregator.pagecache import new_content
+
+    before = current_generation()
+    with transaction.atomic():
+        with new_content():
+            Article.objects.filter(pk=Article.objects.last().pk).update(title="Retitled by a worker")
+        Article.objects.filter(pk=Article.objects.last().pk).update(is_featured=True)
+    after = current_generation()
+    assert (after.editorial, after.content) == (before.editorial + 1, before.content)
+
+
+def test_a_new_article_may_wait_within_the_bound_but_a_correction_during_churn_shows_at_once(
+    reader, editor, demo, settings
+):
+    settings.PAGE_FRESH_SECONDS = 600  # new content may wait as long as this test runs
+    insight = Insight.objects.select_related("article").order_by("-article__sort_at").first()
+    article_url = insight.article.get_absolute_url()
+    assert reader.get("/")["X-Cache"] == "MISS" and reader.get(article_url)["X-Cache"] == "MISS"
+    for n in range(3):  # the workers keep writing: the new content number moves
+        add_article(f"Churning new article {n}")
+        front = reader.get("/")
+        assert front["X-Cache"] == "HIT"  # still the page from before, within the bound
+        assert "Churning new article" not in front.content.decode()
+
+    correct_hook(editor, insight, "A corrected hook")
+
+    front = reader.get("/")
+    assert front["X-Cache"] == "MISS"
+    assert "A corrected hook" in front.content.decode()
+    assert "Churning new article 2" in front.content.decode()  # a render shows all there is
+    article_html = reader.get(article_url).content.decode()
+    assert "A corrected hook" in article_html and "Reviewed by an editor on" in article_html
+
+
+def test_a_new_article_shows_once_the_bound_has_passed(reader, demo, settings):
+    import time
+
+    settings.PAGE_FRESH_SECONDS = 1
+    reader.get("/")
+    added = add_article("A late arrival from the wire")
+    time.sleep(1.1)
+    front = reader.get("/")
+    assert front["X-Cache"] == "MISS"
+    assert "A late arrival from the wire" in front.content.decode()
+    assert reader.get(added.get_absolute_url()).status_code == 200
+
+
+def test_with_no_bound_a_new_article_shows_at_once(reader, demo, settings):
+    settings.PAGE_FRESH_SECONDS = 0
+    reader.get("/")
+    assert reader.get("/")["X-Cache"] == "HIT"
+    add_article("Shown at the next request")
+    assert "Shown at the next request" in reader.get("/").content.decode()
+
+
+def test_concurrent_misses_render_the_page_once(demo, settings):
+    """Eight readers ask for the front page at the same moment, right after a change
+    (a cold key): one renders it, the others wait for that render or find it stored."""
+    import threading
+
+    from django.db import connections
+
+    settings.PAGE_FRESH_SECONDS = 0
+    settings.PAGE_RENDER_WAIT = 60  # however loaded the machine, the waiters outwait the render
+    Article.objects.filter(pk=Article.objects.first().pk).update(is_featured=True)
+    current_generation()  # (both rows exist: readers only read)
+    start = threading.Barrier(8)
+    results: list[tuple[str, bytes]] = []
+
+    def read() -> None:
+        try:
+            client = Client()
+            start.wait()
+            response = client.get("/")
+            results.append((response["X-Cache"], response.content))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    outcomes = sorted(outcome for outcome, _ in results)
+    assert len(results) == 8
+    assert outcomes.count("MISS") == 1, outcomes  # rendered once
+    assert set(outcomes) <= {"MISS", "WAIT", "HIT"}
+    assert len({body for _, body in results}) == 1
+
+
+def test_concurrent_readers_get_the_previous_copy_while_new_content_renders(demo, settings):
+    """After new content only, the one request that renders holds the lock; the others
+    are served the previous copy at once (STALE), not made to wait."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    settings.PAGE_FRESH_SECONDS = 1
+    settings.PAGE_RENDER_WAIT = 60
+    Client().get("/")
+
+    add_article("Arrived while readers were reading")
+    time.sleep(1.1)  # past the bound: the copy is due for a render
+    start = threading.Barrier(6)
+    results: list[tuple[str, bool]] = []
+
+    def read() -> None:
+        try:
+            client = Client()
+            start.wait()
+            response = client.get("/")
+            results.append((response["X-Cache"], b"Arrived while readers were reading" in response.content))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=read) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 6
+    outcomes = [outcome for outcome, _ in results]
+    assert outcomes.count("MISS") == 1, outcomes
+    assert all(new for outcome, new in results if outcome in ("MISS", "HIT"))
+    assert not any(new for outcome, new in results if outcome == "STALE")

@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from aggregator.ingest.run import poll_many, reader_processes
 from aggregator.models import Source
+from aggregator.pagecache import new_content
 
 
 class Command(BaseCommand):
@@ -19,6 +20,7 @@ class Command(BaseCommand):
             help="Also read and enrich each new article now, instead of leaving it to workers.",
         )
 
+    @new_content
     def handle(self, *args, sources: list[str], all: bool, extract: bool, **options):
         if not sources and not all:
             raise CommandError("Name sources to poll, or pass --all.")

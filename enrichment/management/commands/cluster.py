@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from aggregator.models import Article
+from aggregator.pagecache import new_content
 from enrichment.stories import assign_story, recluster
 
 
@@ -12,6 +13,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--all", action="store_true", help="Recluster every article (idempotent).")
 
+    @new_content
     def handle(self, *args, all: bool, **options):
         if all:
 

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from aggregator.models import Article
+from aggregator.pagecache import new_content
 from enrichment.models import Insight
 from enrichment.service import enrich_article
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
             help="Queue them for one Message Batch (half price) instead of calling now.",
         )
 
+    @new_content
     def handle(self, *args, ids, all, source, since, missing, failed, backend, batch, **options):
         articles = Article.objects.filter(state__in=[State.EXTRACTED, State.ENRICHED])
         if ids:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from aggregator.models import Story
+from aggregator.pagecache import new_content
 from aggregator.tasks import write_story_card_task
 from enrichment.story_claude import claude_configured
 
@@ -13,6 +14,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("story_ids", nargs="*", type=int, help="Only these stories.")
 
+    @new_content
     def handle(self, *args, story_ids: list[int], **options):
         if not claude_configured():
             raise CommandError(
