@@ -395,3 +395,19 @@ def test_concurrent_readers_get_the_previous_copy_while_new_content_renders(demo
     assert outcomes.count("MISS") == 1, outcomes
     assert all(new for outcome, new in results if outcome in ("MISS", "HIT"))
     assert not any(new for outcome, new in results if outcome == "STALE")
+
+
+def test_the_pipeline_moves_only_the_new_content_number(demo_site):
+    """load_demo (an editor adding sources) is editorial; polling, reading and writing the
+    cards (poll --all --extract, with its reader processes) is new content only."""
+    import io
+
+    from django.core.management import call_command
+
+    call_command("load_demo", base_url=demo_site.base_url, stdout=io.StringIO())
+    before = current_generation()
+    call_command("poll", all=True, extract=True, stdout=io.StringIO())
+    after = current_generation()
+    assert Insight.objects.exists()
+    assert after.editorial == before.editorial
+    assert after.content > before.content

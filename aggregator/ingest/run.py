@@ -29,6 +29,7 @@ from aggregator.ingest.http import FetchError, FetchResult
 from aggregator.ingest.pages import extract_article, fetch_page
 from aggregator.ingest.poll import PollResult, fetch_feed, ingest_feed
 from aggregator.models import Article, Source
+from aggregator.pagecache import new_content
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def read_article(article_id: int, page: FetchResult | Exception | None = None) -
     return outcome
 
 
+@new_content  # a reader process's writes are new content (aggregator.pagecache)
 def _read_safely(article_id: int, page: FetchResult | Exception | None) -> str:
     try:
         return read_article(article_id, page)
