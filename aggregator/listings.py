@@ -285,15 +285,67 @@ def ranked_window(articles: QuerySet[Article], featured_stories: list[int]) -> l
     return sorted(groups.values(), key=lambda g: (g["featured"], g["score"], g["key"]), reverse=True)
 
 
+def best_matches(articles: QuerySet[Article], depth: int) -> QuerySet:
+    """The best `depth` + 1 rows of a search (ordered best first): (key, sort_at,
+    is_featured, story_id, total[, rank]), `total` every match's count (a window over
+    the same scan of the index)."""
+    fields = ["key", "sort_at", "is_featured", "story_id", "total"]
+    fields += ["rank"] if "rank" in articles.query.annotations else []
+    return articles.annotate(key=story_key(), total=Window(Count("pk"))).values_list(*fields)[: depth + 1]
+
+
+def ranked_matches(articles: QuerySet[Article], depth: int) -> tuple[list[dict], int]:
+    """Search results as stories: the best `depth` of `articles` (a search, ordered best
+    first: by its `rank`, then recency) grouped by story, best first; and how many
+    articles match in all. Only those rows are ranked (one LIMITed query, best_matches),
+    each story's publisher count read by primary key. Same order as ranked_stories:
+    relevance (a story's best match), then recency weighted by coverage, then key."""
+    rows = list(best_matches(articles, depth))
+    total = rows[0][4] if rows else 0
+    rows = rows[:depth]
+    stories = {
+        pk: (n, featured)
+        for pk, n, featured in Story.objects.filter(pk__in={r[3] for r in rows if r[3]}).values_list(
+            "pk", "publisher_count", "is_featured"
+        )
+    }
+    groups: dict[int, dict] = {}
+    for key, at, featured, story_id, _total, *rank in rows:
+        count, story_featured = stories.get(story_id, (1, False))
+        score = at + timedelta(hours=boost_hours(count))
+        relevance = rank[0] if rank else 0.0
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {
+                "key": key,
+                "featured": int(bool(featured or story_featured)),
+                "score": score,
+                "relevance": relevance,
+            }
+        else:
+            group["score"] = max(group["score"], score)
+            group["relevance"] = max(group["relevance"], relevance)
+            group["featured"] |= int(bool(featured))
+    ordered = sorted(groups.values(), key=lambda g: (g["relevance"], g["score"], g["key"]), reverse=True)
+    return ordered, total
+
+
 def story_page(
     request_page: str | None, articles: QuerySet[Article], *, per_page: int, counted: bool = False
 ) -> Page:
     """One page of story cards for a listing of `articles`: the ranking reads only the
     articles recent enough to reach this page (see window_start), so its cost follows the
-    page number, not the size of the archive. `counted` (search results): every match is
-    ranked and counted, and the page knows how many there are."""
+    page number, not the size of the archive. `counted` (search results, best first):
+    the best SEARCH_DEPTH matches are ranked into stories and paged; the paginator's
+    `count` is the stories ranked, `matches` every article that matches and `capped`
+    whether some of them lie beyond the depth (not shown)."""
     if counted:
-        page = Paginator(ranked_stories(articles), per_page).get_page(request_page)
+        from aggregator.search import SEARCH_DEPTH
+
+        rows, matches = ranked_matches(articles, SEARCH_DEPTH)
+        paginator = Paginator(rows, per_page)
+        paginator.matches, paginator.capped = matches, matches > SEARCH_DEPTH
+        page = paginator.get_page(request_page)
         page.object_list = listed_stories(list(page.object_list))
         return page
     try:

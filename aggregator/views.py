@@ -27,9 +27,9 @@ def _page(request: HttpRequest, articles: QuerySet[Article]) -> Page:
     return Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _stories(request: HttpRequest, articles: QuerySet[Article], *, counted: bool = False) -> Page:
+def _stories(request: HttpRequest, articles: QuerySet[Article]) -> Page:
     """One card per story among `articles` (see aggregator.listings)."""
-    return story_page(request.GET.get("page"), articles, per_page=PAGE_SIZE, counted=counted)
+    return story_page(request.GET.get("page"), articles, per_page=PAGE_SIZE)
 
 
 def _listing(
@@ -41,11 +41,7 @@ def _listing(
     by_story: bool = True,
     **context,
 ) -> HttpResponse:
-    page = (
-        _stories(request, articles, counted=bool(context.get("searching")))
-        if by_story
-        else _page(request, articles)
-    )
+    page = _stories(request, articles) if by_story else _page(request, articles)
     return render(
         request, "aggregator/listing.html", {"page": page, "heading": heading, "intro": intro, **context}
     )
@@ -104,9 +100,9 @@ def source(request: HttpRequest, slug: str) -> HttpResponse:
 def search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     articles = search_articles(Article.objects.visible(), query) if query else Article.objects.none()
-    return _listing(
-        request, articles, heading=f"Search: {query}" if query else "Search", query=query, searching=True
-    )
+    page = story_page(request.GET.get("page"), articles, per_page=PAGE_SIZE, counted=True)
+    context = {"page": page, "heading": f"Search: {query}" if query else "Search", "query": query}
+    return render(request, "aggregator/listing.html", {**context, "searching": True})
 
 
 @require_safe

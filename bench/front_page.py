@@ -5,13 +5,21 @@ The corpus grows the way a site's does (300 articles a day, so more articles = a
 history); stories have one report (70%), two or three (20%) or four to six (10%).
 Times are medians of repeated renders with the page cache off. At each size it also
 times the story ranking of the front page's window joined with the story table in SQL
-(before) against ranked_window (after), and search (the search page's counted story
-listing) with the vector computed per row (before; icontains on SQLite) against the
-stored index, for a common word, two words, a rarer word and a Chinese word. On
-PostgreSQL the plan of every listing order and of search is printed for the largest size.
+(before) against ranked_window (after), and search: the search page's listing as main
+had it (every match ranked by story with ts_rank on the whole stored document, Chinese
+matched as substrings of every article) against now (the best SEARCH_DEPTH matches ranked
+on the head vector, counted in the same scan, Chinese through the index's character
+pairs), alternating, for one story's headline words, a common word, two words, another
+word and a Chinese word. On PostgreSQL the plan of every listing order and of each search
+(before and after) is printed for the largest size; --search-only skips the listings.
 
     .venv/bin/python bench/front_page.py [--sizes 1000,10000,100000] [--repeat 7]
     DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url
+    # build once, then measure again and again on the same corpus:
+    DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url \
+        --sizes 100000 --build-only
+    DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url \
+        --sizes 100000 --reuse
 """
 
 from __future__ import annotations
@@ -49,9 +57,16 @@ from django.db.models import F, OuterRef, Q, Subquery  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from aggregator.listings import ranked_stories, ranked_window, story_page, window_start  # noqa: E402
+from aggregator.listings import (  # noqa: E402
+    best_matches,
+    listed_stories,
+    ranked_stories,
+    ranked_window,
+    story_page,
+    window_start,
+)
 from aggregator.models import Article, AudienceTag, Category, Source, Story  # noqa: E402
-from aggregator.search import search_articles  # noqa: E402
+from aggregator.search import SEARCH_DEPTH, search_articles  # noqa: E402
 
 PER_DAY = 300
 SOURCES = 40
@@ -119,7 +134,7 @@ def build(n: int) -> None:
     tags = list(AudienceTag.objects.all())
     Through = Article.audiences.through
     now = datetime.now(UTC)
-    made = 0
+    made = added = 0
     batch_stories, batch_articles = [], []
     while made < n:
         size = rng.choices([1, rng.randint(2, 3), rng.randint(4, 6)], weights=[70, 20, 10])[0]
@@ -137,6 +152,7 @@ def build(n: int) -> None:
             (story, [(publisher, at - timedelta(minutes=k * 7)) for k, publisher in enumerate(publishers)])
         )
         made += size
+        added += size
         if len(batch_stories) >= 2000 or made >= n:
             Story.objects.bulk_create([s for s, _ in batch_stories])
             for story, reports in batch_stories:
@@ -166,9 +182,21 @@ def build(n: int) -> None:
                 batch_size=2000,
             )
             batch_stories, batch_articles = [], []
+            if made // 10000 != (made - added) // 10000 or made >= n:
+                print(f"  building: {made:,} of {n:,} articles", file=sys.stderr, flush=True)
+            added = 0
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
+
+
+def reusable(n: int) -> bool:
+    """A corpus this bench built, of `n` articles, is already in the database."""
+    return (
+        Article.objects.count() == n
+        and Source.objects.filter(slug="p0", feed_url="http://127.0.0.1:9/0").exists()
+        and Source.objects.count() == SOURCES
+    )
 
 
 def median_ms(fn, repeat: int) -> tuple[float, int]:
@@ -215,34 +243,48 @@ def ranking_windowed() -> None:
     ranked_window(window, featured)[:21]
 
 
-def search_before(articles, query: str):
-    """Search as it was: on PostgreSQL the vector computed for every row at query time,
-    on SQLite icontains on every column (the baseline of the same run)."""
+def search_main(articles, query: str):
+    """Search as main had it before the head vector and the character pairs (the
+    baseline of the same run): matched through the GIN index, ranked with ts_rank on the
+    whole stored document; Chinese words matched as substrings of every article."""
     if connection.vendor != "postgresql":
-        condition = Q()
-        for word in query.split():
-            condition &= Q(title__icontains=word) | Q(excerpt__icontains=word) | Q(text__icontains=word)
-        return articles.filter(condition)
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+        return search_articles(articles, query)  # SQLite: the same FTS5 query as now
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+    from django.db.models.expressions import RawSQL
 
-    vector = (
-        SearchVector("title", weight="A", config="simple")
-        + SearchVector("excerpt", weight="B", config="simple")
-        + SearchVector("text", weight="C", config="simple")
-    )
-    search_query = SearchQuery(query, search_type="websearch", config="simple")
+    words = query.split()
+    unspaced = [w for w in words if re.search(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]", w)]
+    for word in unspaced:
+        articles = articles.filter(
+            Q(title__icontains=word) | Q(excerpt__icontains=word) | Q(text__icontains=word)
+        )
+    indexed = [w for w in words if w not in unspaced]
+    if not indexed:
+        return articles.order_by("-sort_at", "-pk")
+    document = RawSQL('"aggregator_article"."search_document"', [], output_field=SearchVectorField())
+    search_query = SearchQuery(" ".join(indexed), search_type="websearch", config="simple")
     return (
-        articles.annotate(document=vector, rank=SearchRank(vector, search_query))
+        articles.alias(document=document)
         .filter(document=search_query)
+        .annotate(rank=SearchRank(document, search_query))
         .order_by("-rank", "-sort_at")
     )
 
 
-def search_listing(search, query: str) -> int:
-    """What the search page does: the matches ranked and counted by story, one page of cards."""
-    page = story_page("1", search(Article.objects.visible(), query), per_page=20, counted=True)
-    list(page.object_list)
+def search_listing_main(query: str) -> int:
+    """The search page's listing as main had it: every match ranked by story in SQL
+    (ranked_stories, the story table joined) and counted, then one page of cards."""
+    page = Paginator(ranked_stories(search_main(Article.objects.visible(), query)), 20).get_page("1")
+    list(listed_stories(list(page.object_list)))
     return page.paginator.count
+
+
+def search_listing(query: str) -> int:
+    """What the search page does now: the best SEARCH_DEPTH matches ranked into stories
+    and every match counted (story_page, counted), one page of cards."""
+    page = story_page("1", search_articles(Article.objects.visible(), query), per_page=20, counted=True)
+    list(page.object_list)
+    return page.paginator.matches
 
 
 def search_queries() -> list[str]:
@@ -305,9 +347,6 @@ def explain_listings() -> None:
         .order_by("-sort_at")
         .values("sort_at")[:63],
     )
-    query = search_queries()[0]
-    explain(f"search {query!r}: stored vector", search_articles(articles, query).values("pk"))
-    explain(f"search {query!r} before: vector per row", search_before(articles, query).values("pk"))
     story = Story.objects.order_by("-publisher_count", "pk").first()
     explain(
         "story page: its reports",
@@ -315,6 +354,21 @@ def explain_listings() -> None:
         .order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk")
         .values("pk")[:30],
     )
+
+
+def explain_search() -> None:
+    """The plan of each search's heaviest query, before (main: every match ranked by
+    story) and after (the best SEARCH_DEPTH matches, counted in the same scan)."""
+    articles = Article.objects.visible()
+    for query in search_queries():
+        explain(
+            f"search {query!r} before (main): every match ranked by story",
+            ranked_stories(search_main(articles, query))[:20],
+        )
+        explain(
+            f"search {query!r} after: the best {SEARCH_DEPTH} matches and the count",
+            best_matches(search_articles(articles, query), SEARCH_DEPTH),
+        )
 
 
 def _window_annotations() -> dict:
@@ -331,6 +385,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--keep-database-url", action="store_true")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a corpus already in the database when it has exactly the size asked for "
+        "(a 100k build takes ~15 min on a loaded machine); only with a single size",
+    )
+    parser.add_argument("--search-only", action="store_true", help="time and explain search only")
+    parser.add_argument(
+        "--build-only", action="store_true", help="build the corpus (of the last size) and stop"
+    )
     args = parser.parse_args()
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
@@ -344,43 +408,64 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     for n in sizes:
         start = time.perf_counter()
-        build(n)
+        if args.reuse and reusable(n):
+            print(f"reusing the {n} articles already in the database", flush=True)
+            if connection.vendor == "postgresql":  # statistics of columns a migration rewrote
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE aggregator_article")
+        else:
+            build(n)
         built = time.perf_counter() - start
-        front, queries = median_ms(lambda: client.get("/"), args.repeat)
-        page5, _ = median_ms(lambda: client.get("/?page=5"), args.repeat)
-        stories_q, _ = median_ms(lambda: story_listing(1), args.repeat)
-        articles_q, _ = median_ms(lambda: per_article_listing(1), args.repeat)
-        joined, _ = median_ms(ranking_joined, args.repeat)
-        windowed, _ = median_ms(ranking_windowed, args.repeat)
+        if args.build_only:
+            if n == sizes[-1]:
+                print(f"built {n} articles ({Story.objects.count()} stories) in {built:.0f}s")
+                return
+            continue
+        if args.search_only:
+            front = queries = page5 = stories_q = articles_q = joined = windowed = 0.0
+        else:
+            front, queries = median_ms(lambda: client.get("/"), args.repeat)
+            page5, _ = median_ms(lambda: client.get("/?page=5"), args.repeat)
+            stories_q, _ = median_ms(lambda: story_listing(1), args.repeat)
+            articles_q, _ = median_ms(lambda: per_article_listing(1), args.repeat)
+            joined, _ = median_ms(ranking_joined, args.repeat)
+            windowed, _ = median_ms(ranking_windowed, args.repeat)
         searches = []
         for query in search_queries():
-            # The baseline once, without a warm-up: at 100k it takes seconds a run. A Chinese
-            # word has no baseline: the per-row vector never found it inside a sentence.
-            before = (
-                None
-                if re.search(r"[\u4e00-\u9fff]", query)
-                else once_ms(lambda q=query: search_listing(search_before, q))
+            # Before and after alternate, so both see the same load.
+            before, after, page = [], [], []
+            search_listing_main(query), search_listing(query), client.get("/search/", {"q": query})  # warm
+            for _ in range(args.repeat):
+                before.append(once_ms(lambda q=query: search_listing_main(q)))
+                after.append(once_ms(lambda q=query: search_listing(q)))
+                page.append(once_ms(lambda q=query: client.get("/search/", {"q": q})))
+            stories_before = search_listing_main(query)
+            searches.append(
+                (
+                    query,
+                    search_listing(query),
+                    stories_before,
+                    *(statistics.median(t) for t in (before, after, page)),
+                )
             )
-            after, _ = median_ms(lambda q=query: search_listing(search_articles, q), args.repeat)
-            page, _ = median_ms(lambda q=query: client.get("/search/", {"q": q}), args.repeat)
-            searches.append((query, search_listing(search_articles, query), before, after, page))
-        baseline = baseline or front
+        baseline = baseline or front or 1.0
         print(
             f"{n:>9} {Story.objects.count():>8} | {front:>9.1f}ms {page5:>6.1f}ms | {stories_q:>9.1f}ms "
             f"{articles_q:>9.1f}ms | {joined:>13.1f}ms {windowed:>7.1f}ms | {queries}   "
             f"(front page x{front / baseline:.2f} of the first size; built in {built:.0f}s)"
         )
-        for query, stories, before, after, page in searches:
+        for query, matches, stories, before, after, page in searches:
             print(
-                f"{'':>9} search {query!r:<26} {stories:>6} stories: "
-                + (f"before {before:>8.1f}ms, " if before else f"{'before —,':>17} ")
-                + f"stored index {after:>7.1f}ms"
-                + (f" ({before / after:.1f}x)" if before else "")
-                + f", whole page {page:.1f}ms"
+                f"{'':>9} search {query!r:<26} {matches:>6} matches, {stories:>5} stories: "
+                f"before (main) {before:>8.1f}ms, after {after:>7.1f}ms ({before / after:.1f}x), "
+                f"whole page after {page:.1f}ms   (load average {os.getloadavg()[0]:.1f})",
+                flush=True,
             )
     if connection.vendor == "postgresql":
         print(f"\nEXPLAIN ANALYZE of each listing order at {sizes[-1]} articles")
-        explain_listings()
+        if not args.search_only:
+            explain_listings()
+        explain_search()
 
 
 if __name__ == "__main__":
