@@ -260,7 +260,8 @@ class ApiCallAdmin(admin.ModelAdmin):
 
 class RecapItemInline(admin.TabularInline):
     model = RecapItem
-    fields = ["position", "theme", "story", "headline", "summary", "publishers"]
+    fields = ["position", "theme", "story", "headline", "summary", "publishers", "sentences", "passage"]
+    readonly_fields = ["sentences", "passage"]  # the lead report's stored sentences the summary cites
     raw_id_fields = ["story"]
     extra = 0
 
@@ -268,10 +269,26 @@ class RecapItemInline(admin.TabularInline):
 @admin.register(WeeklyRecap)
 class WeeklyRecapAdmin(admin.ModelAdmin):
     inlines = [RecapItemInline]
-    list_display = ["title", "iso_year", "iso_week", "status", "backend", "published_at", "preview"]
+    list_display = [
+        "title",
+        "iso_year",
+        "iso_week",
+        "status",
+        "backend",
+        "unsupported_claims",
+        "published_at",
+        "preview",
+    ]
     list_filter = ["status", "iso_year", "backend"]
     search_fields = ["title", "intro", "body"]
-    readonly_fields = ["backend", "model_name", "generated_at", "published_at", "preview"]
+    readonly_fields = [
+        "backend",
+        "model_name",
+        "unsupported_claims",
+        "generated_at",
+        "published_at",
+        "preview",
+    ]
     fields = [
         "title",
         "iso_year",
@@ -282,6 +299,7 @@ class WeeklyRecapAdmin(admin.ModelAdmin):
         "preview",
         "backend",
         "model_name",
+        "unsupported_claims",
         "generated_at",
         "published_at",
     ]

@@ -359,6 +359,17 @@ def check_cited(claim: str, ids, article: ArticleText, *, date: str = "") -> tup
     passage is built from the stored sentences (never from the claim's author), and
     the reason is "" when the claim may be shown. An id that does not exist, a sentence
     that is the headline, or a passage that fails the rules of `check_claim` drops it."""
+    passage, reason = cited_passage(ids, article)
+    if reason or not passage:
+        return passage, reason
+    return passage, _states(claim, passage, article, date=date)
+
+
+def cited_passage(ids, article: ArticleText) -> tuple[str, str]:
+    """(passage, reason): the stored sentences `ids` cite, and "" when they may support a
+    claim at all (ids that exist, at most MAX_CITED, not the headline, a full clause);
+    what the claim states is `check_cited`'s (or, for a text resting on several
+    articles' sentences, the caller's) to check."""
     from enrichment.sentences import passage_of
 
     ids = cited_ids(ids)
@@ -375,7 +386,7 @@ def check_cited(claim: str, ids, article: ArticleText, *, date: str = "") -> tup
         return passage, "the passage is only in the headline, not in the article's text"
     if not is_clause(passage):
         return passage, "the passage is too short to support a claim (not a full clause)"
-    return passage, _states(claim, passage, article, date=date)
+    return passage, ""
 
 
 def date_in(date: str, passage: str) -> bool:

@@ -164,6 +164,8 @@ class WeeklyRecap(models.Model):
     backend = models.CharField(max_length=40, blank=True, help_text="Which enricher drafted it.")
     model_name = models.CharField(max_length=100, blank=True)
     generated_at = models.DateTimeField(null=True, blank=True)
+    # Parts of the draft left out because they were not grounded in the sentences cited.
+    unsupported_claims = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     published_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -188,9 +190,10 @@ class WeeklyRecap(models.Model):
     @property
     def sections(self) -> list[dict]:
         """The items grouped by theme, in order:
-        [{"theme", "items": [{"story_id", "headline", "summary", "publishers"}]}]."""
+        [{"theme", "items": [{"story_id", "headline", "summary", "publishers",
+        "article_id", "sentences", "passage", "article_url", "publisher", "language"}]}]."""
         sections: list[dict] = []
-        for item in self.items.all():
+        for item in self.items.select_related("article__source"):
             if not sections or sections[-1]["theme"] != item.theme:
                 sections.append({"theme": item.theme, "items": []})
             sections[-1]["items"].append(
@@ -199,6 +202,13 @@ class WeeklyRecap(models.Model):
                     "headline": item.headline,
                     "summary": item.summary,
                     "publishers": item.publishers,
+                    "article_id": item.article_id,
+                    "sentences": item.sentences,
+                    "passage": item.passage,
+                    # Where the passage is from, for the reader (None when it has no passage).
+                    "article_url": item.article.get_absolute_url() if item.article and item.passage else "",
+                    "publisher": item.article.source.name if item.article and item.passage else "",
+                    "language": item.article.language if item.article and item.passage else "",
                 }
             )
         return sections
@@ -218,6 +228,13 @@ class RecapItem(models.Model):
     headline = models.CharField(max_length=500)
     summary = models.TextField(blank=True)
     publishers = models.PositiveIntegerField(default=0)
+    # What the summary rests on: sentences of the story's lead report, by id, and the
+    # passage built from them (enrichment.sentences.passage_of). Empty on older recaps.
+    article = models.ForeignKey(
+        "aggregator.Article", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sentences = models.JSONField(default=list, blank=True, help_text="The cited sentence ids: [2, 3].")
+    passage = models.TextField(blank=True)
 
     class Meta:
         ordering = ["recap", "position", "pk"]

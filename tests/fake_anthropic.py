@@ -11,7 +11,7 @@ would. Every answer passes the SDK's `_strict_response_validation=True`.
 
 A responder is a `Reply`, or a callable of the request body (or of body and the fake)
 returning one; the constructors below (valid_card, card_json, raw_text, ungrounded,
-refusal, max_tokens, error, slow) return such callables.
+refusal, max_tokens, error, slow, valid_recap) return such callables.
 
     python -m tests.fake_anthropic --port 8900     # then ANTHROPIC_BASE_URL=http://127.0.0.1:8900
 """
@@ -238,6 +238,52 @@ def _whole(sentence: str, limit: int) -> str:
 
 
 # ------------------------------------------------------------------------- the message
+
+
+_STORY_TITLE = re.compile(r"^Story (\d+):")
+
+
+def story_documents(body: dict) -> list[tuple[int, list[tuple[int, str]]]]:
+    """(story id, [(sentence id, sentence)]) of a recap request: one document a story,
+    titled "Story N: headline", its text the lead report's numbered sentences."""
+    found = []
+    for msg in body.get("messages", []):
+        for block in msg.get("content") if isinstance(msg.get("content"), list) else []:
+            if isinstance(block, dict) and block.get("type") == "document":
+                m = _STORY_TITLE.match(block.get("title") or "")
+                if m:
+                    found.append((int(m.group(1)), numbered_sentences(block["source"].get("data", ""))))
+    return found
+
+
+def recap_for(body: dict) -> dict:
+    """A weekly recap that validates against RecapDraft and passes grounding: each
+    story's summary is made of its first usable sentence's words and cites it by number;
+    the introduction says nothing a sentence must support, and cites the first story's."""
+    stories = [(pk, sents) for pk, sents in story_documents(body) if sents]
+    items = [
+        {"story_id": pk, "summary": _whole(sents[0][1], 300), "sentences": [sents[0][0]]}
+        for pk, sents in stories
+    ]
+    return {
+        "intro": "A busy week in the news.",
+        "intro_cites": [{"story_id": items[0]["story_id"], "sentences": items[0]["sentences"]}]
+        if items
+        else [],
+        "sections": [{"theme": "Top stories", "items": items}],
+    }
+
+
+def valid_recap(edit: Callable[[dict], None] | None = None) -> Responder:
+    """200: `recap_for` the request, changed by `edit(answer)` when given."""
+
+    def respond(body, fake):
+        answer = recap_for(body)
+        if edit:
+            edit(answer)
+        return Reply(200, message(body, fake, text=json.dumps(answer)))
+
+    return respond
 
 
 def _system_text(system) -> str:

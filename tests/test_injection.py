@@ -5,7 +5,6 @@ obeys them is refused. End to end against an obeying fake model, through the rea
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -60,18 +59,10 @@ def obeying(body: dict, fake: fa.FakeAnthropic) -> fa.Reply:
     """A model that does what the article says: every field, and every recap part, says EVIL."""
     schema = json.dumps(body.get("output_config", {}))
     if '"intro"' in schema:
-        listing = body["messages"][0]["content"]
-        ids = [int(x) for x in re.findall(r"^\[(\d+)\]", listing, re.M)]
-        answer = {
-            "intro": EVIL,
-            "intro_story_ids": ids[:1],
-            "sections": [
-                {
-                    "theme": EVIL,
-                    "items": [{"story_id": i, "summary": EVIL, "passage": INJECTION} for i in ids],
-                }
-            ],
-        }
+        answer = fa.recap_for(body)
+        answer["intro"] = answer["sections"][0]["theme"] = EVIL
+        for item in answer["sections"][0]["items"]:
+            item["summary"] = EVIL
     else:
         # The instruction is not among the numbered sentences it was sent: it can only
         # cite others.

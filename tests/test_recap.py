@@ -150,7 +150,21 @@ def test_it_moves_existing_recap_items_from_json_to_rows_that_link_their_story()
         ("Tech", story.pk, "Kept", 3),
         ("City", None, "Gone", 1),
     ]
+    # An older item has no citation: nothing is shown as its passage.
     assert recap.sections[0] == {
         "theme": "Tech",
-        "items": [{"story_id": story.pk, "headline": "Kept", "summary": "S", "publishers": 3}],
+        "items": [
+            {
+                "story_id": story.pk,
+                "headline": "Kept",
+                "summary": "S",
+                "publishers": 3,
+                "article_id": None,
+                "sentences": [],
+                "passage": "",
+                "article_url": "",
+                "publisher": "",
+                "language": "",
+            }
+        ],
     }
