@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce, Length, RowNumber
 from aggregator.listings import FULL_REPORT_CHARS
 from aggregator.models import Article, Story
 from enrichment import text as tx
-from enrichment.injection import without_instructions
+from enrichment.sentences import sentences_of
 from enrichment.timeline import Entry, story_timeline
 
 MAX_REPORTS = 12  # publishers whose reports the card reads
@@ -33,22 +33,33 @@ MIN_SHARED_WORDS = 3
 
 @dataclass
 class Report:
-    """What the card reads of one article."""
+    """What the card reads of one article: its stored sentences (enrichment.sentences:
+    the one splitter of the product; the headline and sentences addressed to a model are
+    not among them), numbered from 1 as every card cites them."""
 
     article_id: int
     publisher: str
     language: str
-    text: str
+    sentences: list[str]
+
+    @classmethod
+    def from_text(cls, article_id: int, publisher: str, language: str, text: str) -> Report:
+        """A report of a text not stored as an article (tests, benchmarks): split as
+        extraction splits an article's body."""
+        from enrichment.sentences import split
+
+        return cls(article_id, publisher, language, split(text, language=language))
 
 
 @dataclass
 class Claim:
-    text: str  # extractive: a sentence of the report, verbatim (its own passage)
+    text: str  # extractive: a stored sentence of the report, verbatim (its own passage)
     publisher: str
     article_id: int
     also: list[str] = field(default_factory=list)  # publishers whose reports say the same
     language: str = ""
-    passage: str = ""  # Claude: the report's words the claim rests on
+    passage: str = ""  # Claude: the report's stored sentences the claim cites
+    sentences: list[int] = field(default_factory=list)  # the ids of those sentences
 
 
 @dataclass
@@ -108,7 +119,7 @@ def what_happened(reports: list[Report], *, limit: int = MAX_CLAIMS) -> list[Cla
     others that say the same; earlier sentences and earlier reports win ties."""
     candidates = []
     for r_index, report in enumerate(reports):
-        for s_index, sentence in enumerate(tx.sentences(report.text)[:LEAD_SENTENCES]):
+        for s_index, sentence in enumerate(report.sentences[:LEAD_SENTENCES]):
             words = _words(sentence)
             if len(words) >= 5:
                 candidates.append((r_index, s_index, sentence, words, report))
@@ -130,7 +141,11 @@ def what_happened(reports: list[Report], *, limit: int = MAX_CLAIMS) -> list[Cla
     for _, _, _, sentence, words, report, also in scored:
         if any(_overlap(words, w) >= 0.35 for w in chosen_words):
             continue
-        chosen.append(Claim(sentence, report.publisher, report.article_id, also, report.language))
+        chosen.append(
+            Claim(
+                sentence, report.publisher, report.article_id, also, report.language, sentences=[s_index + 1]
+            )
+        )
         chosen_words.append(words)
         if len(chosen) == limit:
             break
@@ -211,7 +226,7 @@ def disagreements(reports: list[Report]) -> list[Disagreement]:
     per_report = []
     for report in reports:
         items = []
-        for sentence in tx.sentences(report.text):
+        for sentence in report.sentences:
             found = facts(sentence)
             if found:
                 rest = sentence
@@ -374,11 +389,9 @@ def story_card(story: Story) -> StoryCard:
 
     articles = sample_reports(story)
     insight = StoryInsight.objects.filter(story=story, backend="claude", error="").first()
-    # Sentences addressed to a model are never quoted (enrichment.injection).
+    # The stored sentences: those addressed to a model are not among them, so are never quoted.
     reports = [
-        Report(
-            a.pk, a.source.name, _language(a.language or a.source.language), without_instructions(a.body_text)
-        )
+        Report(a.pk, a.source.name, _language(a.language or a.source.language), sentences_of(a, save=False))
         for a in articles
     ]
     site = _language(settings.SITE_LANGUAGE)

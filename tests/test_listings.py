@@ -193,13 +193,13 @@ def test_facts_are_dates_and_counted_figures():
 
 
 def test_disagreements_need_the_same_fact_and_a_value_the_other_never_mentions():
-    a = Report(
+    a = Report.from_text(
         1, "Alpha", "en", "It was the second incident this year; in April 2026 a power failure hit a hall."
     )
-    b = Report(
+    b = Report.from_text(
         2, "Beta", "en", "It is the second incident this year; in March 2026 a cooling failure hit a hall."
     )
-    c = Report(
+    c = Report.from_text(
         3, "Gamma", "en", "The second incident this year came in March 2026 when a failure hit a hall."
     )
     found = disagreements([a, b, c])
@@ -209,25 +209,29 @@ def test_disagreements_need_the_same_fact_and_a_value_the_other_never_mentions()
         ("Mar 2026", ("Beta", "Gamma")),
     }
     # Two different events, each mentioned by both: no disagreement.
-    d = Report(4, "Delta", "en", "Earlier, in April 2026, a power failure hit a hall; in March 2026 another.")
+    d = Report.from_text(
+        4, "Delta", "en", "Earlier, in April 2026, a power failure hit a hall; in March 2026 another."
+    )
     assert disagreements([a, d]) == []
     # Another language, another publisher's own figures, or an unrelated sentence: none.
-    e = Report(5, "Epsilon", "de", "Im März 2026 fiel ein Saal aus, der zweite Vorfall in diesem Jahr.")
-    f = Report(
+    e = Report.from_text(
+        5, "Epsilon", "de", "Im März 2026 fiel ein Saal aus, der zweite Vorfall in diesem Jahr."
+    )
+    f = Report.from_text(
         6, "Alpha", "en", "It was the second incident this year; in May 2026 a power failure hit a hall."
     )
-    g = Report(7, "Zeta", "en", "Shares rose in March 2026 after strong results.")
+    g = Report.from_text(7, "Zeta", "en", "Shares rose in March 2026 after strong results.")
     assert disagreements([a, e]) == disagreements([a, f]) == disagreements([a, g]) == []
 
 
 def test_figures_disagree_only_when_they_count_the_same_thing():
-    a = Report(
+    a = Report.from_text(
         1, "Alpha", "en", "Okafor said the total cost of the plant, about 19 billion dollars, was unchanged."
     )
-    b = Report(
+    b = Report.from_text(
         2, "Beta", "en", "Okafor said the project will cost about 18 billion dollars in total, unchanged."
     )
-    c = Report(
+    c = Report.from_text(
         3,
         "Gamma",
         "en",
@@ -241,10 +245,12 @@ def test_figures_disagree_only_when_they_count_the_same_thing():
 
 
 def test_what_happened_prefers_what_several_publishers_say():
-    a = Report(
+    a = Report.from_text(
         1, "Alpha", "en", "Lions escaped from the city zoo on Monday morning. The keeper was on holiday."
     )
-    b = Report(2, "Beta", "en", "Three lions escaped from the city zoo early on Monday. Nobody was hurt.")
+    b = Report.from_text(
+        2, "Beta", "en", "Three lions escaped from the city zoo early on Monday. Nobody was hurt."
+    )
     claims = what_happened([a, b], limit=1)
     assert claims[0].publisher == "Alpha" and claims[0].also == ["Beta"]
     assert "lions escaped" in claims[0].text.lower()
