@@ -317,6 +317,19 @@ class InstructionsFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StuckFilter(admin.SimpleListFilter):
+    title = "a step that kept failing"
+    parameter_name = "stuck"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Stopped: retry needed")]
+
+    def queryset(self, request, queryset):
+        from aggregator.ingest.leases import parked
+
+        return queryset.filter(parked()) if self.value() == "yes" else queryset
+
+
 @admin.register(Article)
 class ArticleAdmin(admin.ModelAdmin):
     list_display = [
@@ -329,7 +342,16 @@ class ArticleAdmin(admin.ModelAdmin):
         "is_featured",
         "is_hidden",
     ]
-    list_filter = ["state", "is_featured", "is_hidden", "source", "category", "language", InstructionsFilter]
+    list_filter = [
+        "state",
+        "is_featured",
+        "is_hidden",
+        "source",
+        "category",
+        "language",
+        InstructionsFilter,
+        StuckFilter,
+    ]
     list_editable = ["is_featured", "is_hidden"]
     search_fields = ["title", "url", "author"]
     date_hierarchy = "sort_at"
@@ -346,9 +368,12 @@ class ArticleAdmin(admin.ModelAdmin):
         "extract_attempts",
         "extracted_at",
         "extraction_error",
+        "failed_step",
+        "step_failures",
+        "step_error",
         "instructions_to_models",
     ]
-    actions = ["feature", "unfeature", "hide", "unhide", "reenrich_selected"]
+    actions = ["feature", "unfeature", "hide", "unhide", "reenrich_selected", "retry_failed_step"]
 
     @admin.display(description="Instructions to AI models (prompt injection)")
     def instructions_to_models(self, obj: Article) -> str:
@@ -362,6 +387,21 @@ class ArticleAdmin(admin.ModelAdmin):
             format_html_join(
                 "", "<li>“{}” <em>({})</em></li>", ((f["sentence"], f["reason"]) for f in flags)
             ),
+        )
+
+    @admin.action(description="Retry the step that kept failing")
+    def retry_failed_step(self, request, queryset):
+        from aggregator.ingest.leases import retry_parked
+        from aggregator.tasks import enqueue_steps
+
+        steps = retry_parked(queryset.values_list("pk", flat=True))
+        enqueue_steps(steps)
+        count = sum(len(ids) for ids in steps.values())
+        self.message_user(
+            request,
+            f"{count} article{'s' if count != 1 else ''} handed to {', '.join(k for k, v in steps.items() if v) or 'no step'}"
+            " again; the desk shows them again if the step fails anew.",
+            messages.SUCCESS if count else messages.WARNING,
         )
 
     @admin.action(description="Re-enrich (rewrite the card)")

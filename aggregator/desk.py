@@ -272,7 +272,43 @@ def backlog(now: datetime) -> Panel:
     )
 
 
-PANELS: list[Callable[[datetime], Panel]] = [failing_sources, cards_to_review, spend, api_state, backlog]
+def stuck_articles(now: datetime) -> Panel:
+    """Articles whose step raised STEP_MAX_FAILURES times in a row: readable as they are,
+    no longer handed out, until an editor retries them."""
+    from aggregator.ingest.leases import parked
+
+    stuck = Article.objects.filter(parked())
+    count = stuck.count()
+    lines = [
+        Line(
+            label=a.title[:140] or "(untitled)",
+            value=f"{a.failed_step} failed {a.step_failures}× in a row",
+            detail=a.step_error[:300],
+            url=reverse("admin:aggregator_article_change", args=[a.pk]),
+            tone=BAD,
+        )
+        for a in stuck.only("pk", "title", "failed_step", "step_failures", "step_error").order_by(
+            "-state_changed_at"
+        )[:10]
+    ]
+    return Panel(
+        key="stuck",
+        title="Articles stopped at a failing step",
+        summary=f"{count} stopped: retry them after a fix" if count else "None",
+        tone=BAD if count else OK,
+        lines=lines,
+        links=[("Retry them", reverse("admin:aggregator_article_changelist") + "?stuck=yes")],
+    )
+
+
+PANELS: list[Callable[[datetime], Panel]] = [
+    failing_sources,
+    cards_to_review,
+    spend,
+    api_state,
+    backlog,
+    stuck_articles,
+]
 
 
 def desk(*, now: datetime | None = None) -> list[Panel]:

@@ -496,6 +496,11 @@ class Article(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.DISCOVERED, db_index=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
     extract_attempts = models.PositiveSmallIntegerField(default=0)
+    # A step that raised (aggregator.ingest.leases.record_failure): which, how many times
+    # in a row, and the last error. At STEP_MAX_FAILURES the sweep hands it out no more.
+    failed_step = models.CharField(max_length=16, blank=True)
+    step_failures = models.PositiveSmallIntegerField(default=0)
+    step_error = models.TextField(blank=True)
     extracted_at = models.DateTimeField(null=True, blank=True)
     extraction_error = models.TextField(blank=True)
     model_instructions = models.JSONField(

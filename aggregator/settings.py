@@ -327,6 +327,10 @@ POLL_TIME_BUDGET = env_int("POLL_TIME_BUDGET", Q_CLUSTER["timeout"] * 7 // 10, m
 # it (aggregator.ingest.leases); a lease that runs out is handed out again by the next
 # tick (every minute), whatever the broker lost.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 60, minimum=3)
+# An article whose step (extract, cluster, card) raised this many times in a row is no
+# longer handed out by the sweep: it stays readable, and the desk shows the step and the
+# error until an editor retries it (admin action "Retry the step that kept failing").
+STEP_MAX_FAILURES = env_int("STEP_MAX_FAILURES", 3, minimum=1)
 
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 # Which enricher writes the cards: claude when a key is set, extractive (offline) otherwise.

@@ -202,6 +202,22 @@ def run_batches_task() -> str:
     return run_batches()
 
 
+def enqueue_steps(steps: dict[str, list[int]]) -> None:
+    """Hand articles to the task of their next step ({"extract": ids, "cluster": ids, "enrich": ids})."""
+    enqueue_extractions(steps.get("extract", []))
+    for article_id in steps.get("cluster", []):
+        enqueue("aggregator.tasks.cluster_article_task", article_id, group="cluster")
+    for article_id in steps.get("enrich", []):
+        enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
+
+
+def retry_parked_task(article_ids: list[int]) -> str:
+    """An editor's retry of articles whose step kept failing (aggregator.ingest.leases.retry_parked)."""
+    steps = leases.retry_parked(article_ids)
+    enqueue_steps(steps)
+    return f"retrying {sum(len(v) for v in steps.values())} articles"
+
+
 @new_content
 def recover_stuck_task() -> str:
     """Every minute: hand out again every article step whose lease ran out or whose
@@ -210,12 +226,8 @@ def recover_stuck_task() -> str:
     worker left."""
     count_uncounted()
     steps = sweep_articles()
-    enqueue_extractions(steps["extract"])
-    for article_id in steps["cluster"]:
-        enqueue("aggregator.tasks.cluster_article_task", article_id, group="cluster")
     retries = recover_stuck_enrichment()
-    for article_id in [*steps["enrich"], *retries]:
-        enqueue("aggregator.tasks.enrich_article_task", article_id, group="enrich")
+    enqueue_steps({**steps, "enrich": [*steps["enrich"], *retries]})
     return (
         f"re-enqueued {len(steps['extract'])} extractions, {len(steps['enrich'])} enrichments, "
         f"{len(steps['cluster'])} clusterings and {len(retries)} Claude retries"

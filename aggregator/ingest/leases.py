@@ -164,6 +164,11 @@ def held(kind: str, ids: Iterable[int]) -> Iterator[Held]:
             mine[(kind, pk)] = token
     try:
         yield hold
+    except Exception as exc:
+        if kind == ARTICLE:
+            for pk in hold.own:
+                record_failure(pk, exc)
+        raise
     finally:
         with _lock:
             _holding.tokens.pop(token, None)
@@ -219,15 +224,75 @@ def next_step(state: str, story_id: int | None) -> str:
     return "enrich"
 
 
+def parked(*, cap: int | None = None) -> Q:
+    """Articles whose step raised STEP_MAX_FAILURES times in a row: not handed out again."""
+    return Q(step_failures__gte=cap or settings.STEP_MAX_FAILURES) & ~Q(failed_step="")
+
+
+def record_failure(article_id: int, exc: BaseException) -> bool:
+    """Count a step of the article that raised (the step it was at: extract, cluster or
+    enrich), with its error for editors; True when that makes STEP_MAX_FAILURES in a row,
+    and the article is parked: readable as it is, handed out no more until retried."""
+    try:
+        row = Article.objects.filter(pk=article_id).values_list(
+            "state", "story_id", "failed_step", "step_failures"
+        )
+        found = row.first()
+        if found is None:
+            return False
+        state, story_id, failed, failures = found
+        step = next_step(state, story_id)
+        failures = failures + 1 if failed == step else 1
+        reason = f"{type(exc).__name__}: {exc}".strip()[:2000]
+        Article.objects.filter(pk=article_id).update(
+            failed_step=step, step_failures=failures, step_error=reason
+        )
+    except DatabaseError:  # the error that made the step fail may be the database's own
+        logger.warning("could not count the failure of article %s", article_id, exc_info=True)
+        return False
+    cap = settings.STEP_MAX_FAILURES
+    if failures >= cap:
+        logger.error(
+            "article %s: its %s step failed %d times in a row (%s); it is left as it is for an editor to retry",
+            article_id,
+            step,
+            failures,
+            reason,
+        )
+        return True
+    logger.warning("article %s: its %s step failed (%d of %d): %s", article_id, step, failures, cap, reason)
+    return False
+
+
+def retry_parked(ids: Iterable[int]) -> dict[str, list[int]]:
+    """An editor's retry: the parked articles among `ids` get their failures cleared and
+    the unfinished ones are marked queued; returned by next step, to enqueue."""
+    ids = list(ids)
+    rows = list(
+        Article.objects.filter(parked(), unfinished_articles(), pk__in=ids).values_list(
+            "pk", "state", "story_id"
+        )
+    )
+    Article.objects.filter(parked(), pk__in=ids).update(failed_step="", step_failures=0, step_error="")
+    marked = mark_queued(ARTICLE, [pk for pk, *_ in rows])
+    steps: dict[str, list[int]] = {"extract": [], "cluster": [], "enrich": []}
+    for pk, state, story_id in rows:
+        if pk in marked:
+            steps[next_step(state, story_id)].append(pk)
+    return steps
+
+
 def sweep_articles(*, now: datetime | None = None, limit: int = SWEEP_LIMIT) -> dict[str, list[int]]:
     """Unfinished articles that nothing holds: a worker that died (its lease ran out),
     a task the broker lost, a step never handed on. An article that moved within the
-    last lease is left alone (its next task is on its way). They are marked queued (so
+    last lease is left alone (its next task is on its way), and so is one parked after
+    its step raised STEP_MAX_FAILURES times in a row (`record_failure`). They are marked queued (so
     the next tick leaves them be while they wait) and returned by next step."""
     now = now or timezone.now()
     rows = list(
         Article.objects.filter(unfinished_articles(), state_changed_at__lt=now - lease_length())
         .exclude(live(ARTICLE, now))
+        .exclude(parked())
         .order_by("state_changed_at", "pk")
         .values_list("pk", "state", "story_id")[:limit]
     )
