@@ -93,6 +93,18 @@ def live(kind: str, now: datetime | None = None) -> Exists:
     return Exists(Lease.objects.filter(kind=kind, object_id=OuterRef("pk"), until__gte=now or timezone.now()))
 
 
+def lease_ends(sources: Iterable) -> list[tuple[object, datetime]]:
+    """(source, when its poll lease runs out) for sources a lease holds, for a message."""
+    sources = list(sources)
+    until = dict(
+        Lease.objects.filter(kind=POLL, object_id__in=[s.pk for s in sources]).values_list(
+            "object_id", "until"
+        )
+    )
+    now = timezone.now()
+    return [(s, timezone.localtime(until.get(s.pk, now))) for s in sources]
+
+
 # ---------------------------------------------------------------- holding and renewing
 
 

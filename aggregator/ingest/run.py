@@ -189,20 +189,40 @@ def poll_many(
     return totals
 
 
-def poll_held(source_ids: list[int]) -> tuple[Totals, list[int]]:
-    """poll_many for sources the dispatcher claimed, each held with a lease
-    (aggregator.ingest.leases) until its own poll is done: one a live worker holds is
-    left to it, and one whose worker dies is polled again once its lease runs out.
-    Returns the totals and the new articles' ids."""
+def poll_leased(
+    sources: Iterable[Source],
+    *,
+    read: bool = False,
+    claim: bool = True,
+    on_poll: Callable[[Source, PollResult], None] | None = None,
+    on_read: Callable[[int, str], None] | None = None,
+) -> tuple[Totals, list[Source]]:
+    """poll_many holding each source's poll lease (aggregator.ingest.leases) until its
+    own poll is done, as workers and the operator's `manage.py poll` both do: a source a
+    live lease holds (another process polling it now) is left to that process, and
+    returned among the skipped. Returns the totals and the skipped sources."""
     from aggregator.ingest.leases import POLL, held
 
-    new: list[int] = []
-    with held(POLL, source_ids) as hold:
+    sources = list(sources)
+    with held(POLL, [s.pk for s in sources]) as hold:
 
         def done(source: Source, result: PollResult) -> None:
-            new.extend(result.new_article_ids)
             hold.done([source.pk])
+            if on_poll:
+                on_poll(source, result)
 
-        sources = list(Source.objects.filter(pk__in=hold.ids, is_active=True))
-        totals = poll_many(sources, read=False, claim=False, on_poll=done)
+        mine = [s for s in sources if s.pk in hold.ids]
+        totals = poll_many(mine, read=read, claim=claim, on_poll=done, on_read=on_read)
+    return totals, [s for s in sources if s.pk not in hold.ids]
+
+
+def poll_held(source_ids: list[int]) -> tuple[Totals, list[int]]:
+    """The dispatcher's batch: poll_leased for sources it claimed (one a live worker
+    holds is left to it, and one whose worker dies is polled again once its lease runs
+    out). Returns the totals and the new articles' ids."""
+    new: list[int] = []
+    sources = Source.objects.filter(pk__in=source_ids, is_active=True)
+    totals, _skipped = poll_leased(
+        sources, claim=False, on_poll=lambda _source, result: new.extend(result.new_article_ids)
+    )
     return totals, new

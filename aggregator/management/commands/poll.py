@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from aggregator.ingest.run import poll_many, reader_processes
+from aggregator.ingest.leases import lease_ends
+from aggregator.ingest.run import poll_leased, reader_processes
 from aggregator.models import Source
 from aggregator.pagecache import new_content
 
@@ -56,8 +57,20 @@ class Command(BaseCommand):
         def read(article_id: int, outcome: str) -> None:
             self.stdout.write(f"    article {article_id}: {outcome}")
 
-        totals = poll_many(chosen, read=extract, on_poll=polled, on_read=read)
-        style = self.style.WARNING if totals.failed else self.style.SUCCESS
+        # Each source is held with the workers' poll lease while it is polled, so a
+        # source a worker is polling right now is skipped, not fetched twice.
+        totals, skipped = poll_leased(chosen, read=extract, on_poll=polled, on_read=read)
+        for source, until in lease_ends(skipped):
+            self.stdout.write(
+                self.style.WARNING(
+                    f"skipped {source.name}: another process (a worker, or another `poll`) is polling it "
+                    f"now; its lease runs until {until:%H:%M:%S}. Run this again after that."
+                )
+            )
+        style = self.style.WARNING if totals.failed or skipped else self.style.SUCCESS
         self.stdout.write(
-            style(f"Polled {totals.polled} sources: {totals.new} new articles, {totals.failed} failed.")
+            style(
+                f"Polled {totals.polled} sources: {totals.new} new articles, {totals.failed} failed"
+                + (f", {len(skipped)} skipped (polled by another process)." if skipped else ".")
+            )
         )
