@@ -355,7 +355,8 @@ CLAUDE_BATCH_DISCOUNT = env_float("CLAUDE_BATCH_DISCOUNT", 0.5)
 CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 0)
 # Extended thinking for cards: 0 sends `thinking: disabled` (cards need none, and hidden
 # thinking tokens are billed as output); N >= 1024 allows N thinking tokens on top of the
-# output limit.
+# output limit (sent as adaptive thinking with that headroom to Claude Haiku 5.x, which
+# refuses a `budget_tokens`).
 CLAUDE_THINKING_BUDGET = env_int("CLAUDE_THINKING_BUDGET", 0)
 if 0 < CLAUDE_THINKING_BUDGET < 1024:
     raise ImproperlyConfigured(

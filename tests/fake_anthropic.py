@@ -428,6 +428,22 @@ def slow(seconds: float, then: Responder | None = None) -> Responder:
     return respond
 
 
+def refused_request(body: dict) -> str:
+    """What the real API refuses before any model runs, as its 400 says it; "" if nothing.
+    Claude Haiku 5.x rejects manual extended thinking (`budget_tokens`) and non-default
+    sampling parameters (platform.claude.com, "What's new in Claude Haiku 5.5": breaking
+    changes)."""
+    if not str(body.get("model", "")).startswith("claude-haiku-5"):
+        return ""
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") == "enabled" or "budget_tokens" in thinking:
+        return "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive."
+    for name in ("temperature", "top_p", "top_k"):
+        if name in body:
+            return f"{name} is not supported for this model."
+    return ""
+
+
 def _not_found(path: str) -> Reply:
     return Reply(
         404, {"type": "error", "error": {"type": "not_found_error", "message": f"Not found: {path}"}}
@@ -510,6 +526,9 @@ class FakeAnthropic:
                         "type": "invalid_request_error",
                         "message": "The body is not a JSON object.",
                     }
+                    self._send(Reply(400, {"type": "error", "error": error_body}))
+                elif path == "/v1/messages" and (refused := refused_request(body)):
+                    error_body = {"type": "invalid_request_error", "message": refused}
                     self._send(Reply(400, {"type": "error", "error": error_body}))
                 elif path == "/v1/messages":
                     self._send(fake.resolve(fake.next_responder(), body))

@@ -260,11 +260,42 @@ def test_cards_are_asked_without_thinking_and_a_limit_sized_for_the_schema(fake,
     # its limit (sentence ids, not copied passages).
     assert len(longest_card().model_dump_json()) / 3 < body["max_tokens"] < 10_000
 
+    # Claude Haiku 5.x (the default model) refuses a thinking budget with a 400: a budget
+    # is sent as adaptive thinking with that much headroom, and the card is written.
     settings.CLAUDE_THINKING_BUDGET = 2048
-    enrich_article(make_article().pk)
+    article = make_article()
+    enrich_article(article.pk)
     body = fake.message_requests[1]["body"]
+    assert body["thinking"] == {"type": "adaptive"}
+    assert body["max_tokens"] == schema_max_tokens(ClaudeCard) + 2048
+    assert Insight.objects.get(article=article).claude_status == Claude.DONE
+
+    # A model that takes a budget gets it as budget_tokens.
+    settings.CLAUDE_MODEL = "claude-haiku-4-5"
+    settings.CLAUDE_PRICES = {
+        **settings.CLAUDE_PRICES,
+        "claude-haiku-4-5": {"input": 1.0, "output": 5.0, "cache_write": 1.25, "cache_read": 0.1},
+    }
+    enrich_article(make_article().pk)
+    body = fake.message_requests[2]["body"]
+    assert body["model"] == "claude-haiku-4-5"
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert body["max_tokens"] == schema_max_tokens(ClaudeCard) + 2048
+
+
+def test_the_fake_refuses_what_claude_haiku_5_refuses(fake):
+    """The fake API answers a thinking budget to Claude Haiku 5.x with the real API's 400,
+    so the test above would fail if the budget were sent as such."""
+    import anthropic
+
+    client = anthropic.Anthropic(api_key="fake", base_url=fake.url, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError, match="adaptive"):
+        client.messages.create(
+            model="claude-haiku-5-5",
+            max_tokens=3000,
+            thinking={"type": "enabled", "budget_tokens": 2048},
+            messages=[{"role": "user", "content": "hi"}],
+        )
 
 
 def test_the_daily_budget_is_never_overspent(fake, settings):

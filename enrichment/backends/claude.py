@@ -178,11 +178,23 @@ def schema_max_tokens(model: type[pydantic.BaseModel]) -> int:
 
 def output_limits(max_output: int) -> dict:
     """`max_tokens` and `thinking` for a request whose answer needs `max_output` tokens.
-    Thinking is disabled unless CLAUDE_THINKING_BUDGET allows some, on top of the answer."""
+    Thinking is disabled unless CLAUDE_THINKING_BUDGET allows some, on top of the answer:
+    as `budget_tokens`, or as adaptive thinking with that headroom on models that take
+    only adaptive thinking (ADAPTIVE_THINKING_ONLY)."""
     budget = settings.CLAUDE_THINKING_BUDGET
+    if budget and settings.CLAUDE_MODEL.startswith(ADAPTIVE_THINKING_ONLY):
+        # These models refuse `budget_tokens` (a 400) and decide themselves how long to
+        # think; thinking tokens count toward max_tokens, so the budget is their headroom.
+        return {"max_tokens": max_output + budget, "thinking": {"type": "adaptive"}}
     if budget:
         return {"max_tokens": max_output + budget, "thinking": {"type": "enabled", "budget_tokens": budget}}
     return {"max_tokens": max_output, "thinking": {"type": "disabled"}}
+
+
+# Models that reject manual extended thinking (`thinking.budget_tokens`) and take only
+# adaptive thinking: Claude Haiku 5.x (platform.claude.com, "What's new in Claude Haiku
+# 5.5", breaking changes: "Manual extended thinking returns an error").
+ADAPTIVE_THINKING_ONLY = ("claude-haiku-5",)
 
 
 # What the schema sent to the API leaves out: Pydantic's generated `title` of every field
