@@ -222,8 +222,8 @@ def bare_schema(node):
 
 
 def output_config() -> dict:
-    """The JSON schema the API is asked to follow (what `output_format` sends, less the
-    generated titles)."""
+    """The JSON schema the API is asked to follow (what `output_format` sends, less
+    UNSENT_KEYWORDS)."""
     return {
         "format": {
             "type": "json_schema",

@@ -11,7 +11,7 @@ write (issue 13):
 - no title when the article is already in the site's language: the card shows the
   publisher's headline (`title` is only the translation of a foreign headline);
 - no timeline date when the cited sentence states a single date: we read it from there
-  (enrichment.backends.claude.timeline_date);
+  (enrichment.text.single_date, in enrichment.backends.claude.draft_from_card);
 - audiences as their slugs only: the card shows the tags ("Who should care"), as the
   reference card does, not a reason for each;
 - short keys (`ids`), and lengths bounded where the card has a visual limit anyway
@@ -33,7 +33,8 @@ from pydantic.json_schema import SkipJsonSchema
 ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
 # Visual limits of the card (characters): the hook is one line; the TL;DR lines, a
-# takeaway and a prediction one or two; a timeline entry, a reason and the next step one.
+# takeaway and a prediction one or two; a timeline entry and the next step one. The
+# system prompt states each (tests/test_claude_schema.py checks it does).
 LIMITS = {
     "title": 200,
     "hook": 90,
