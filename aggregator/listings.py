@@ -285,23 +285,16 @@ def ranked_window(articles: QuerySet[Article], featured_stories: list[int]) -> l
     return sorted(groups.values(), key=lambda g: (g["featured"], g["score"], g["key"]), reverse=True)
 
 
-def best_matches(articles: QuerySet[Article], depth: int) -> QuerySet:
-    """The best `depth` + 1 rows of a search (ordered best first): (key, sort_at,
-    is_featured, story_id, total[, rank]), `total` every match's count (a window over
-    the same scan of the index)."""
-    fields = ["key", "sort_at", "is_featured", "story_id", "total"]
-    fields += ["rank"] if "rank" in articles.query.annotations else []
-    return articles.annotate(key=story_key(), total=Window(Count("pk"))).values_list(*fields)[: depth + 1]
-
-
 def ranked_matches(articles: QuerySet[Article], depth: int) -> tuple[list[dict], int]:
     """Search results as stories: the best `depth` of `articles` (a search, ordered best
     first: by its `rank`, then recency) grouped by story, best first; and how many
-    articles match in all. Only those rows are ranked (one LIMITed query, best_matches),
-    each story's publisher count read by primary key. Same order as ranked_stories:
-    relevance (a story's best match), then recency weighted by coverage, then key."""
-    rows = list(best_matches(articles, depth))
-    total = rows[0][4] if rows else 0
+    articles match in all (up to search.COUNT_LIMIT + 1). Only those rows are ranked
+    (aggregator.search.best_matches), each story's publisher count read by primary key.
+    Same order as ranked_stories: relevance (a story's best match), then recency weighted
+    by coverage, then key."""
+    from aggregator.search import best_matches
+
+    rows, total = best_matches(articles, depth)
     rows = rows[:depth]
     stories = {
         pk: (n, featured)
@@ -310,7 +303,7 @@ def ranked_matches(articles: QuerySet[Article], depth: int) -> tuple[list[dict],
         )
     }
     groups: dict[int, dict] = {}
-    for key, at, featured, story_id, _total, *rank in rows:
+    for key, at, featured, story_id, *rank in rows:
         count, story_featured = stories.get(story_id, (1, False))
         score = at + timedelta(hours=boost_hours(count))
         relevance = rank[0] if rank else 0.0
@@ -337,14 +330,16 @@ def story_page(
     articles recent enough to reach this page (see window_start), so its cost follows the
     page number, not the size of the archive. `counted` (search results, best first):
     the best SEARCH_DEPTH matches are ranked into stories and paged; the paginator's
-    `count` is the stories ranked, `matches` every article that matches and `capped`
-    whether some of them lie beyond the depth (not shown)."""
+    `count` is the stories ranked, `matches` every article that matches (`more_matches`:
+    more than that many) and `capped` whether some of them lie beyond the depth (not
+    shown)."""
     if counted:
-        from aggregator.search import SEARCH_DEPTH
+        from aggregator.search import COUNT_LIMIT, SEARCH_DEPTH
 
         rows, matches = ranked_matches(articles, SEARCH_DEPTH)
         paginator = Paginator(rows, per_page)
-        paginator.matches, paginator.capped = matches, matches > SEARCH_DEPTH
+        paginator.matches, paginator.capped = min(matches, COUNT_LIMIT), matches > SEARCH_DEPTH
+        paginator.more_matches = matches > COUNT_LIMIT
         page = paginator.get_page(request_page)
         page.object_list = listed_stories(list(page.object_list))
         return page

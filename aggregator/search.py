@@ -7,8 +7,16 @@ languages) with a GIN index finds the matches; a second, small stored tsvector
 document read each match's vector out of TOAST (3 kB a 250-word report): 530 ms for a
 word in 8% of 100k articles, against 80 ms on the head (same machine and load). A word
 in a headline still ranks above one in an excerpt, above one only in a text; among
-matches in texts alone, the newest come first. Made by migrations 0010 and 0013; the
-database computes both columns on every write, so `.update()`s keep them right too.
+matches in texts alone, the newest come first. Made by migrations 0010, 0013 and 0015;
+the database computes both columns on every write, so `.update()`s keep them right too.
+
+The search page reads the best SEARCH_DEPTH matches and a count (best_matches). Each
+match read costs a table page, so a common word is not read whole: it is counted up to
+COUNT_LIMIT ("more than 1,000 reports match"), its head matches come through a GIN index
+on the head (migration 0015), and the newest of its matches in texts alone through the
+search index and the sort_at index together, in windows of the newest articles: about
+1,400 pages for a word in 8% of 100k articles, against 7,300 when every match was read
+(bench/front_page.py).
 
 Chinese and Japanese (written without spaces: the parser makes one token of a whole
 run of characters) are indexed as overlapping pairs of characters, and each run's last
@@ -35,9 +43,10 @@ import logging
 import re
 import sqlite3
 
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import BooleanField, Case, Count, F, FloatField, Func, Q, QuerySet, Value, When, Window
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import GreaterThan
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
@@ -52,6 +61,15 @@ SEARCH_DEPTH = 400
 PG_COLUMN = "search_document"
 PG_HEAD = "search_head"
 PG_INDEX = "article_search_document"
+PG_HEAD_INDEX = "article_search_head"
+PG_ANY = "newsdesk_any_lexeme"
+# A search that matches more articles than this is counted only this far ("more than
+# 1,000 reports match"): counting every match read one table page per match.
+COUNT_LIMIT = 1000
+# Beyond COUNT_LIMIT matches, the newest WINDOW * SEARCH_DEPTH articles are searched first
+# for the matches in texts alone (best_matches): one window holds enough of them for a
+# word in 1 article in WINDOW or more.
+WINDOW = 16
 PG_BIGRAMS = "newsdesk_cjk_bigrams"
 FTS_TABLE = "aggregator_article_fts"
 WEIGHTS = (10.0, 4.0, 1.0)  # title, excerpt, text (bm25; PostgreSQL weighs A, B, C)
@@ -75,6 +93,18 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
 $$;
 """  # noqa: S608 - constants only
 
+# A query's lexemes, any of them ('a' & !'b' <-> 'c':* -> 'a' | 'b' | 'c':*): ts_rank
+# gives a head vector a rank above 0 when it holds one of them, so the head index finds
+# every match that ranks above the matches in texts alone. (The lexemes are quoted in the
+# query's text form, an inner quote doubled; a prefix keeps its :*.)
+PG_ANY_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {PG_ANY}(query tsquery) RETURNS tsquery
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT coalesce(string_agg(m[1], ' | '), '')::tsquery
+    FROM regexp_matches(query::text, $re$('(?:[^']|'')*'(?::[*A-D]+)?)$re$, 'g') AS m
+$$;
+"""  # noqa: S608 - constants only
+
 
 def _pg_part(column: str, weight: str, limit: int | None = None) -> str:
     """One column's tokens: its words without the Chinese and Japanese runs (the parser
@@ -89,6 +119,7 @@ def _pg_part(column: str, weight: str, limit: int | None = None) -> str:
 
 PG_SQL = f"""
 {PG_FUNCTION}
+{PG_ANY_FUNCTION}
 ALTER TABLE aggregator_article ADD COLUMN IF NOT EXISTS {PG_COLUMN} tsvector GENERATED ALWAYS AS (
     {_pg_part("title", "A")} || {_pg_part("excerpt", "B")} || {_pg_part("text", "C", 200000)}
 ) STORED;
@@ -96,9 +127,11 @@ ALTER TABLE aggregator_article ADD COLUMN IF NOT EXISTS {PG_HEAD} tsvector GENER
     {_pg_part("title", "A")} || {_pg_part("excerpt", "B")}
 ) STORED;
 CREATE INDEX IF NOT EXISTS {PG_INDEX} ON aggregator_article USING GIN ({PG_COLUMN});
+CREATE INDEX IF NOT EXISTS {PG_HEAD_INDEX} ON aggregator_article USING GIN ({PG_HEAD});
 """
 PG_REMOVE = (
-    f"DROP INDEX IF EXISTS {PG_INDEX}; ALTER TABLE aggregator_article DROP COLUMN IF EXISTS {PG_COLUMN}, "
+    f"DROP INDEX IF EXISTS {PG_INDEX}, {PG_HEAD_INDEX}; DROP FUNCTION IF EXISTS {PG_ANY}(tsquery); "
+    f"ALTER TABLE aggregator_article DROP COLUMN IF EXISTS {PG_COLUMN}, "
     f"DROP COLUMN IF EXISTS {PG_HEAD}; DROP FUNCTION IF EXISTS {PG_BIGRAMS}(text);"
 )
 
@@ -123,12 +156,13 @@ def install_search_index(conn=connection) -> None:
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
             cursor.execute(
-                "SELECT count(*) FROM pg_indexes WHERE tablename = 'aggregator_article' AND indexname = %s "
+                "SELECT count(*) FROM pg_indexes WHERE tablename = 'aggregator_article' AND indexname IN (%s, %s) "
                 "UNION ALL SELECT count(*) FROM information_schema.columns "
-                "WHERE table_name = 'aggregator_article' AND column_name IN (%s, %s)",
-                [PG_INDEX, PG_COLUMN, PG_HEAD],
+                "WHERE table_name = 'aggregator_article' AND column_name IN (%s, %s) "
+                "UNION ALL SELECT count(*) FROM pg_proc WHERE proname = %s",
+                [PG_INDEX, PG_HEAD_INDEX, PG_COLUMN, PG_HEAD, PG_ANY],
             )
-            if [n for (n,) in cursor.fetchall()] != [1, 2]:
+            if [n for (n,) in cursor.fetchall()] != [2, 2, 1]:
                 cursor.execute(PG_SQL)
             return
         if conn.vendor != "sqlite":
@@ -167,7 +201,7 @@ def remove_search_index(conn=connection) -> None:
             cursor.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
 
 
-LATEST_MIGRATION = "0013_search_head_cjk"  # the migration that made the index as above
+LATEST_MIGRATION = "0015_search_head_index"  # the migration that made the index as above
 
 
 @receiver(post_migrate)
@@ -211,7 +245,7 @@ def cjk_tokens(word: str) -> list[str]:
 
 
 def _search_postgresql(articles: QuerySet, words: list[str]) -> QuerySet:
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+    from django.contrib.postgres.search import SearchQuery, SearchVectorField
 
     parts = []
     spaced = [w for w in words if not _UNSPACED.search(w)]
@@ -239,13 +273,92 @@ def _search_postgresql(articles: QuerySet, words: list[str]) -> QuerySet:
     document = RawSQL(f'"aggregator_article"."{PG_COLUMN}"', [], output_field=SearchVectorField())  # noqa: S611
     head = RawSQL(f'"aggregator_article"."{PG_HEAD}"', [], output_field=SearchVectorField())  # noqa: S611
     # Match with @@ on the whole document (every word, as websearch means it; through the
-    # GIN index); rank on the small head vector (see the module's docstring).
+    # GIN index); rank on the small head vector (see the module's docstring). The query
+    # and the head stay as aliases for best_matches.
     return (
-        articles.alias(document=document)
+        articles.alias(document=document, head=head, search_query=search_query)
         .filter(document=search_query)
-        .annotate(rank=SearchRank(head, search_query))
+        .annotate(rank=_head_rank(head, search_query))
         .order_by("-rank", "-sort_at", "-pk")
     )
+
+
+def _head_rank(head, search_query) -> Case:
+    """ts_rank on the head, 0 when the head does not hold the query's words: ts_rank
+    gives a query of several words 1e-20 whenever a head holds not all of them (one, or
+    none: any title), and 0 to an empty head, so that the matches in texts alone, all of
+    rank 0, come newest first whatever their headlines."""
+    from django.contrib.postgres.search import SearchRank
+
+    rank = SearchRank(head, search_query)
+    return Case(
+        When(GreaterThan(rank, Value(1e-19)), then=rank), default=Value(0.0), output_field=FloatField()
+    )
+
+
+class _Matches(Func):
+    """`vector @@ query` as a condition (the head and its query are not model fields)."""
+
+    arg_joiner = " @@ "
+    template = "(%(expressions)s)"
+    output_field = BooleanField()
+
+
+def best_matches(found: QuerySet, depth: int) -> tuple[list[tuple], int]:
+    """The best `depth` + 1 rows of a search (`search_articles`, best first) as (key,
+    sort_at, is_featured, story_id[, rank]) and how many articles match, counted up to
+    COUNT_LIMIT + 1 (more than COUNT_LIMIT) on PostgreSQL.
+
+    PostgreSQL finds a row by its page: reading every match (to rank and count them all)
+    read one table page per match. A search of up to COUNT_LIMIT matches is read whole,
+    ranked and counted in one query that stops after COUNT_LIMIT + 1. Beyond that, only
+    the matches that can be among the best are read: those that rank above 0 (a word of
+    the query in the head, found through the head's own index) and the matches among the
+    newest articles (the rest rank 0, newest first), a window of WINDOW times the depth,
+    four times wider each time it holds too few. A common word costs its head matches
+    and the pages of the window, whatever the size of the archive."""
+    from aggregator.listings import story_key
+    from aggregator.models import Article
+
+    fields = ["key", "sort_at", "is_featured", "story_id"]
+    ranked = "search_query" in found.query.annotations
+    fields += ["rank"] if "rank" in found.query.annotations else []
+    rows = found.annotate(key=story_key()).values_list(*fields)
+    if not ranked:  # SQLite, or nothing to rank: every match counted in the same scan
+        rows = list(rows.annotate(total=Window(Count("pk")))[: depth + 1])
+        return [row[:-1] for row in rows], (rows[0][-1] if rows else 0)
+    # The first COUNT_LIMIT + 1 matches the index gives (unranked: the scan stops there),
+    # then ranked and counted: every match when there are no more.
+    first, params = rows.annotate(article_id=F("pk")).order_by()[: COUNT_LIMIT + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(fields)}, count(*) OVER () FROM ({first}) AS first "  # noqa: S608 - names only
+            "ORDER BY rank DESC, sort_at DESC, article_id DESC LIMIT %s",
+            [*params, depth + 1],
+        )
+        first_row = cursor.fetchone()
+        total = first_row[-1] if first_row else 0
+        if total <= COUNT_LIMIT:  # (the other rows are read only then)
+            return [row[:-1] for row in [first_row, *cursor.fetchall()] if row], total
+    # The matches that rank above 0 (all hold a word of the query in the head) and the
+    # matches among the newest articles, together: the rows are right once the window
+    # holds the last of them that ranks 0 (the older matches in texts alone rank below).
+    in_head = _Matches(F("head"), Func(F("search_query"), function=PG_ANY))
+    newest = Article.objects.order_by("-sort_at").values_list("sort_at", flat=True)
+    window = WINDOW * (depth + 1)
+    while True:
+        start = next(iter(newest[window - 1 : window]), None)
+        candidates = rows if start is None else rows.filter(in_head | Q(sort_at__gte=start))
+        # Through the indexes (search, head and sort_at) and their bitmaps, not down the
+        # sort_at index: PostgreSQL's costs miss that matching a document read out of
+        # TOAST costs far more than a page. The setting ends with the savepoint.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_indexscan = off")
+            best = list(candidates[: depth + 1])
+            transaction.set_rollback(True)
+        if start is None or (len(best) > depth and (best[-1][4] > 0 or best[-1][1] >= start)):
+            return best, total
+        window *= 4
 
 
 def _fts_phrase(word: str) -> str:

@@ -5,13 +5,15 @@ The corpus grows the way a site's does (300 articles a day, so more articles = a
 history); stories have one report (70%), two or three (20%) or four to six (10%).
 Times are medians of repeated renders with the page cache off. At each size it also
 times the story ranking of the front page's window joined with the story table in SQL
-(before) against ranked_window (after), and search: the search page's listing as main
-had it (every match ranked by story with ts_rank on the whole stored document, Chinese
-matched as substrings of every article) against now (the best SEARCH_DEPTH matches ranked
-on the head vector, counted in the same scan, Chinese through the index's character
-pairs), alternating, for one story's headline words, a common word, two words, another
-word and a Chinese word. On PostgreSQL the plan of every listing order and of each search
-(before and after) is printed for the largest size; --search-only skips the listings.
+(before) against ranked_window (after), and search: the search page's best matches and
+count, and its whole listing, as main had them at 21d0abd (every match read to rank it on
+the head vector and count it, best_matches_main) against now (search.best_matches:
+counted up to COUNT_LIMIT, beyond that the head matches and a window of the newest
+articles), alternating, for one story's headline words, a common word, two words, another
+word and a Chinese word. On PostgreSQL the plan of every listing order and of each
+search's queries (before and after, EXPLAIN (ANALYZE, BUFFERS): the pages each reads) is
+printed for the largest size; --search-only skips the listings. The corpus is vacuumed
+after it is built or reused, as autovacuum would (the visibility map, GIN's pending list).
 
     .venv/bin/python bench/front_page.py [--sizes 1000,10000,100000] [--repeat 7]
     DATABASE_URL=postgres://... .venv/bin/python bench/front_page.py --keep-database-url
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -58,15 +61,13 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from aggregator.listings import (  # noqa: E402
-    best_matches,
-    listed_stories,
     ranked_stories,
     ranked_window,
     story_page,
     window_start,
 )
 from aggregator.models import Article, AudienceTag, Category, Source, Story  # noqa: E402
-from aggregator.search import SEARCH_DEPTH, search_articles  # noqa: E402
+from aggregator.search import COUNT_LIMIT, SEARCH_DEPTH, best_matches, search_articles  # noqa: E402
 
 PER_DAY = 300
 SOURCES = 40
@@ -187,7 +188,7 @@ def build(n: int) -> None:
             added = 0
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            cursor.execute("VACUUM ANALYZE")  # as autovacuum would (visibility map, GIN pending list)
 
 
 def reusable(n: int) -> bool:
@@ -243,48 +244,53 @@ def ranking_windowed() -> None:
     ranked_window(window, featured)[:21]
 
 
-def search_main(articles, query: str):
-    """Search as main had it before the head vector and the character pairs (the
-    baseline of the same run): matched through the GIN index, ranked with ts_rank on the
-    whole stored document; Chinese words matched as substrings of every article."""
-    if connection.vendor != "postgresql":
-        return search_articles(articles, query)  # SQLite: the same FTS5 query as now
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
-    from django.db.models.expressions import RawSQL
+def best_matches_main(found, depth: int) -> tuple[list[tuple], int]:
+    """Search as main had it at 21d0abd (the baseline of the same run): the same matches,
+    ranked with ts_rank on the head vector, and every match read to rank and count it
+    (a window count in the same query), the best `depth` + 1 kept."""
+    from django.contrib.postgres.search import SearchRank
+    from django.db.models import Count, Window
 
-    words = query.split()
-    unspaced = [w for w in words if re.search(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]", w)]
-    for word in unspaced:
-        articles = articles.filter(
-            Q(title__icontains=word) | Q(excerpt__icontains=word) | Q(text__icontains=word)
+    from aggregator.listings import story_key
+
+    if "search_query" in found.query.annotations:  # PostgreSQL: main's rank, ts_rank as it is
+        found = found.annotate(rank_main=SearchRank(F("head"), F("search_query"))).order_by(
+            "-rank_main", "-sort_at", "-pk"
         )
-    indexed = [w for w in words if w not in unspaced]
-    if not indexed:
-        return articles.order_by("-sort_at", "-pk")
-    document = RawSQL('"aggregator_article"."search_document"', [], output_field=SearchVectorField())
-    search_query = SearchQuery(" ".join(indexed), search_type="websearch", config="simple")
-    return (
-        articles.alias(document=document)
-        .filter(document=search_query)
-        .annotate(rank=SearchRank(document, search_query))
-        .order_by("-rank", "-sort_at")
+    fields = ["key", "sort_at", "is_featured", "story_id"]
+    fields += [name for name in ("rank_main", "rank") if name in found.query.annotations][:1]
+    rows = list(
+        found.annotate(key=story_key(), total=Window(Count("pk"))).values_list(*fields, "total")[: depth + 1]
     )
+    return [row[:-1] for row in rows], (rows[0][-1] if rows else 0)
+
+
+@contextmanager
+def main_search():
+    """The listing's code as it is, with main's way of reading the best matches."""
+    import aggregator.search
+
+    now = aggregator.search.best_matches
+    aggregator.search.best_matches = best_matches_main
+    try:
+        yield
+    finally:
+        aggregator.search.best_matches = now
 
 
 def search_listing_main(query: str) -> int:
-    """The search page's listing as main had it: every match ranked by story in SQL
-    (ranked_stories, the story table joined) and counted, then one page of cards."""
-    page = Paginator(ranked_stories(search_main(Article.objects.visible(), query)), 20).get_page("1")
-    list(listed_stories(list(page.object_list)))
-    return page.paginator.count
+    """The search page's listing with main's search (best_matches_main): the best
+    SEARCH_DEPTH matches ranked into stories, every match counted, one page of cards."""
+    with main_search():
+        return search_listing(query)
 
 
 def search_listing(query: str) -> int:
     """What the search page does now: the best SEARCH_DEPTH matches ranked into stories
-    and every match counted (story_page, counted), one page of cards."""
+    and the matches counted up to COUNT_LIMIT (story_page, counted), one page of cards."""
     page = story_page("1", search_articles(Article.objects.visible(), query), per_page=20, counted=True)
     list(page.object_list)
-    return page.paginator.matches
+    return page.paginator.matches + page.paginator.more_matches  # COUNT_LIMIT + 1: more than that
 
 
 def search_queries() -> list[str]:
@@ -298,9 +304,19 @@ def search_queries() -> list[str]:
 
 def explain(label: str, queryset) -> None:
     sql, params = queryset.query.sql_with_params()
+    explain_sql(label, sql, params)
+
+
+def explain_sql(label: str, sql: str, params, settings: tuple[str, ...] = ()) -> tuple[float, int, int]:
+    """Print the plan (EXPLAIN ANALYZE, BUFFERS); its execution time, pages read or hit
+    and rows."""
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN ANALYZE " + sql, params)
+        for setting in settings:
+            cursor.execute(f"SET {setting}")
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
         lines = [line for (line,) in cursor.fetchall()]
+        for setting in settings:
+            cursor.execute(f"RESET {setting.split()[0]}")
     print(f"\n{label}:")
     for line in lines:
         print("  " + line)
@@ -309,6 +325,10 @@ def explain(label: str, queryset) -> None:
     uses = sorted({a or b for a, b in found})
     seq = sorted(set(re.findall(r"Seq Scan on (\w+)", plan)))
     print(f"  -> indexes: {', '.join(uses) or 'none'}; sequential scans: {', '.join(seq) or 'none'}")
+    top = re.search(r"Buffers: shared((?: \w+=\d+)*)", plan)
+    pages = sum(int(n) for n in re.findall(r"=(\d+)", top.group(1))) if top else 0
+    ms = float(re.search(r"Execution Time: ([\d.]+) ms", plan).group(1))
+    return ms, pages, int(re.search(r"rows=(\d+) loops", lines[0]).group(1))
 
 
 def explain_listings() -> None:
@@ -357,17 +377,36 @@ def explain_listings() -> None:
 
 
 def explain_search() -> None:
-    """The plan of each search's heaviest query, before (main: every match ranked by
-    story) and after (the best SEARCH_DEPTH matches, counted in the same scan)."""
+    """The plan of each search's queries, before (main: every match read to rank and
+    count it) and after (best_matches: the count up to COUNT_LIMIT, the head matches, the
+    newest text matches by windows), with the pages (buffers read or hit) each reads."""
     articles = Article.objects.visible()
+    summary = []
     for query in search_queries():
-        explain(
-            f"search {query!r} before (main): every match ranked by story",
-            ranked_stories(search_main(articles, query))[:20],
-        )
-        explain(
-            f"search {query!r} after: the best {SEARCH_DEPTH} matches and the count",
-            best_matches(search_articles(articles, query), SEARCH_DEPTH),
+        found = search_articles(articles, query)
+        with main_search(), CaptureQueriesContext(connection) as before:
+            best_matches_main(found, SEARCH_DEPTH)
+        with CaptureQueriesContext(connection) as after:
+            best_matches(found, SEARCH_DEPTH)
+        figures = []
+        for label, captured in (("before (main)", before), ("after", after)):
+            ms = pages = queries = 0
+            settings: tuple[str, ...] = ()
+            for captured_query in captured.captured_queries:
+                sql = captured_query["sql"]
+                if sql.startswith("SET LOCAL"):  # for the next query (see best_matches)
+                    settings = (sql.removeprefix("SET LOCAL "),)
+                elif sql.startswith("SELECT"):
+                    queries += 1
+                    t, p, _ = explain_sql(f"search {query!r} {label}, query {queries}", sql, None, settings)
+                    ms, pages, settings = ms + t, pages + p, ()
+            figures.append((ms, pages, queries))
+        summary.append((query, *figures))
+    print("\nsearch queries, EXPLAIN (ANALYZE, BUFFERS) summed: before (main) -> after")
+    for query, (ms0, pages0, n0), (ms1, pages1, n1) in summary:
+        print(
+            f"  {query!r:<26} {ms0:>7.1f} ms, {pages0:>5} pages in {n0} quer{'y' if n0 == 1 else 'ies'} -> "
+            f"{ms1:>6.1f} ms, {pages1:>5} pages in {n1} queries   (load average {os.getloadavg()[0]:.1f})"
         )
 
 
@@ -412,7 +451,7 @@ def main() -> None:
             print(f"reusing the {n} articles already in the database", flush=True)
             if connection.vendor == "postgresql":  # statistics of columns a migration rewrote
                 with connection.cursor() as cursor:
-                    cursor.execute("ANALYZE aggregator_article")
+                    cursor.execute("VACUUM ANALYZE aggregator_article")
         else:
             build(n)
         built = time.perf_counter() - start
@@ -433,19 +472,22 @@ def main() -> None:
         searches = []
         for query in search_queries():
             # Before and after alternate, so both see the same load.
-            before, after, page = [], [], []
+            before, after, page, rows_before, rows_after = [], [], [], [], []
+            found = search_articles(Article.objects.visible(), query)
             search_listing_main(query), search_listing(query), client.get("/search/", {"q": query})  # warm
             for _ in range(args.repeat):
+                rows_before.append(once_ms(lambda f=found: best_matches_main(f, SEARCH_DEPTH)))
+                rows_after.append(once_ms(lambda f=found: best_matches(f, SEARCH_DEPTH)))
                 before.append(once_ms(lambda q=query: search_listing_main(q)))
                 after.append(once_ms(lambda q=query: search_listing(q)))
                 page.append(once_ms(lambda q=query: client.get("/search/", {"q": q})))
-            stories_before = search_listing_main(query)
+            counted = search_listing(query)
             searches.append(
                 (
                     query,
-                    search_listing(query),
-                    stories_before,
-                    *(statistics.median(t) for t in (before, after, page)),
+                    best_matches_main(search_articles(Article.objects.visible(), query), 0)[1],
+                    f"more than {counted - 1:,}" if counted > COUNT_LIMIT else f"{counted:,}",
+                    *(statistics.median(t) for t in (rows_before, rows_after, before, after, page)),
                 )
             )
         baseline = baseline or front or 1.0
@@ -454,10 +496,11 @@ def main() -> None:
             f"{articles_q:>9.1f}ms | {joined:>13.1f}ms {windowed:>7.1f}ms | {queries}   "
             f"(front page x{front / baseline:.2f} of the first size; built in {built:.0f}s)"
         )
-        for query, matches, stories, before, after, page in searches:
+        for query, matches, counted, rows_before, rows_after, before, after, page in searches:
             print(
-                f"{'':>9} search {query!r:<26} {matches:>6} matches, {stories:>5} stories: "
-                f"before (main) {before:>8.1f}ms, after {after:>7.1f}ms ({before / after:.1f}x), "
+                f"{'':>9} search {query!r:<26} {matches:>6,} matches (counted now: {counted:>15}): "
+                f"best matches and count: before (main) {rows_before:>6.1f}ms, after {rows_after:>5.1f}ms; "
+                f"listing: before (main) {before:>6.1f}ms, after {after:>5.1f}ms ({before / after:.1f}x), "
                 f"whole page after {page:.1f}ms   (load average {os.getloadavg()[0]:.1f})",
                 flush=True,
             )

@@ -268,3 +268,36 @@ def test_chinese_search_reads_the_index_on_postgresql():
         assert PG_INDEX in plan, plan
         assert "~~" not in plan and "like" not in plan.lower(), plan  # no substring scan
         assert "newsdesk_cjk_bigrams" not in plan  # the stored column, not computed per row
+
+
+def test_a_search_of_many_matches_is_counted_up_to_the_limit_and_ranked_the_same(client, monkeypatch):
+    """Beyond COUNT_LIMIT matches, PostgreSQL reads the head matches through their own
+    index and then the newest matches in texts alone, in wider and wider windows of the
+    newest articles: the rows are those of ranking every match, the count stops at the
+    limit and the page says there are more."""
+    from aggregator.listings import story_key
+    from aggregator.search import best_matches
+
+    monkeypatch.setattr("aggregator.search.COUNT_LIMIT", 5)
+    monkeypatch.setattr("aggregator.search.WINDOW", 1)  # windows of depth + 1 articles, then 4 times as many
+    both_in_head = make("Kiel harbour", excerpt="A turbine order.", hours_ago=40)
+    one_in_head = make("Turbine maker opens a plant", text=f"{FILLER} Kiel", hours_ago=50)
+    in_texts = [
+        make(f"Harbour report {i}", text=f"{FILLER} A turbine for Kiel.", hours_ago=i) for i in range(1, 13)
+    ]
+    for i in range(10):  # the newest articles match nothing: the first window holds no match
+        make(f"Unrelated news {i}")
+    for query in ["turbine", "turbine kiel", "kiel"]:
+        matches = search_articles(Article.objects.visible(), query)
+        every = list(matches.annotate(key=story_key()).values_list("key", flat=True))
+        assert len(every) == 14
+        for depth in [1, 2, 3, 13, 20]:
+            rows, total = best_matches(matches, depth)
+            assert [row[0] for row in rows] == every[: depth + 1], (query, depth)
+            assert total == (6 if connection.vendor == "postgresql" else 14)
+    # The headline above the summary above the text, and then the newest
+    assert found("turbine") == [one_in_head.pk, both_in_head.pk] + [a.pk for a in in_texts]
+    assert found("turbine kiel")[0] == both_in_head.pk
+    monkeypatch.setattr("aggregator.search.SEARCH_DEPTH", 3)
+    html = client.get("/search/", {"q": "turbine"}).content.decode()
+    assert "More than 5 reports match “turbine” · the 3 best stories" in html
