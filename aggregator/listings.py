@@ -10,8 +10,11 @@ audiences, and the publishers of the page.
 from __future__ import annotations
 
 import math
+import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
@@ -34,7 +37,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Length, RowNumber
 from django.http import Http404
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
+from django.utils import timezone
 
+from aggregator import freshness
 from aggregator.models import Article, Story
 
 # A report with at least this much text is a full report, not a brief or a feed summary.
@@ -134,21 +140,209 @@ class Publisher:
     first_at: datetime
 
 
+_SLUG = re.compile(r"[-a-zA-Z0-9_]+")  # what the slug converter takes and reverse() leaves as is
+_STAND_INS = ("slug-stand-in", 271828182845)  # the first a slug route takes, the second an int route
+
+
+@lru_cache(maxsize=64)
+def _link_parts(name: str, prefix: str, urlconf: str | None) -> tuple[str, str, str]:
+    """(kind, before, after): the path of `name` around its one argument, for a slug
+    route or an int route ("" when it is neither)."""
+    for kind, stand_in in zip(("slug", "int"), _STAND_INS, strict=True):
+        try:
+            path = reverse(name, args=[stand_in], urlconf=urlconf)
+        except NoReverseMatch:
+            continue
+        before, found, after = path.partition(str(stand_in))
+        if found and str(stand_in) not in after:
+            return kind, before, after
+    return "", "", ""
+
+
+def link(name: str, value: int | str) -> str:
+    """reverse(name, args=[value]) for a card's links (a pk or a slug) without its cost
+    (about 20 µs a link, five links a card): the path is reversed once per name, script
+    prefix and URLconf with a stand-in value, which is then replaced. A value reverse()
+    would quote or refuse goes through reverse()."""
+    kind, before, after = _link_parts(name, get_script_prefix(), get_urlconf())
+    if kind == "int" and type(value) is int and value >= 0:
+        return f"{before}{value}{after}"
+    if kind == "slug" and isinstance(value, str) and _SLUG.fullmatch(value):
+        return f"{before}{value}{after}"
+    return reverse(name, args=[value])
+
+
+@dataclass
+class Named:
+    """A category, publisher or audience as a card shows it: its name and its page."""
+
+    name: str
+    url: str
+    icon: str = ""
+
+
+@dataclass
+class CardInsight:
+    """What a card shows of the machine's card of its report (enrichment.models.Insight)."""
+
+    title: str
+    hook: str
+    language: str
+    backend: str
+    model_name: str
+    reviewed_at: datetime | None
+
+
+@dataclass
+class Badge:
+    """A report's age on a card (templates/aggregator/_badge.html; site.js keeps it current)."""
+
+    key: str
+    label: str
+    collected_in: str
+    published_at: datetime | None  # the publisher's time, else when we collected it
+    stamp: datetime | None  # the publisher's time only
+
+
+def badge_of(published_at: datetime | None, collected_at: datetime | None) -> Badge:
+    key, label = freshness.age_class(published_at, timezone.now())
+    return Badge(
+        key,
+        label,
+        freshness.collected_after(published_at, collected_at),
+        published_at or collected_at,
+        published_at,
+    )
+
+
+@dataclass
+class CardReport:
+    """What a card shows of its report, read as plain values (card_reports): building
+    Article, Source, Category, Insight and Story instances for 20 cards cost more than
+    rendering them."""
+
+    pk: int
+    title: str
+    language: str
+    excerpt: str
+    is_featured: bool
+    published_at: datetime | None
+    collected_at: datetime
+    url: str
+    source: Named
+    category: Named | None
+    insight: CardInsight | None
+    story_id: int | None
+    story_url: str  # "" when the report is in no story
+    story_publisher_count: int
+    audiences: list[Named] = field(default_factory=list)
+
+    @property
+    def key(self) -> int:
+        """The story id, or minus the article id for a report in no story (story_key)."""
+        return self.story_id if self.story_id is not None else -self.pk
+
+    @property
+    def badge(self) -> Badge:
+        return badge_of(self.published_at, self.collected_at)
+
+
+CARD_VALUES = (
+    "pk",
+    "title",
+    "language",
+    "excerpt",
+    "is_featured",
+    "published_at",
+    "collected_at",
+    "story_id",
+    "story__publisher_count",
+    "source__name",
+    "source__slug",
+    "category__name",
+    "category__slug",
+    "category__icon",
+    "insight__pk",
+    "insight__title",
+    "insight__hook",
+    "insight__language",
+    "insight__backend",
+    "insight__model_name",
+    "insight__reviewed_at",
+)
+
+
+def card_reports(articles: QuerySet[Article]) -> list[CardReport]:
+    """What the cards show of `articles`, in two queries (the reports with their
+    publisher, category, card and story; their audiences)."""
+    rows = list(articles.order_by().values(*CARD_VALUES))
+    audiences: dict[int, list[Named]] = defaultdict(list)
+    tags = (
+        Article.audiences.through.objects.filter(article_id__in=[row["pk"] for row in rows])
+        .order_by("audiencetag__position", "audiencetag__name")  # AudienceTag's ordering
+        .values_list("article_id", "audiencetag__name", "audiencetag__slug")
+    )
+    for article_id, name, slug in tags if rows else []:
+        audiences[article_id].append(Named(name, link("audience", slug)))
+    reports = []
+    for row in rows:
+        category = (
+            Named(row["category__name"], link("category", row["category__slug"]), row["category__icon"])
+            if row["category__slug"] is not None
+            else None
+        )
+        insight = (
+            CardInsight(
+                row["insight__title"],
+                row["insight__hook"],
+                row["insight__language"],
+                row["insight__backend"],
+                row["insight__model_name"],
+                row["insight__reviewed_at"],
+            )
+            if row["insight__pk"] is not None
+            else None
+        )
+        story_id = row["story_id"]
+        reports.append(
+            CardReport(
+                pk=row["pk"],
+                title=row["title"],
+                language=row["language"],
+                excerpt=row["excerpt"],
+                is_featured=row["is_featured"],
+                published_at=row["published_at"],
+                collected_at=row["collected_at"],
+                url=link("article", row["pk"]),
+                source=Named(row["source__name"], link("source", row["source__slug"])),
+                category=category,
+                insight=insight,
+                story_id=story_id,
+                story_url=link("story", story_id) if story_id is not None else "",
+                story_publisher_count=row["story__publisher_count"] or 0,
+                audiences=audiences[row["pk"]],
+            )
+        )
+    return reports
+
+
 @dataclass
 class ListedStory:
-    """One card of a listing: a story, led by its best report."""
+    """One card of a listing: a story, led by its best report (`grouped`); on a
+    publisher's page, one report (not grouped), linking to its story's page."""
 
     key: int
-    lead: Article
+    lead: CardReport
     featured: bool = False
     publishers: list[Publisher] = field(default_factory=list)
     updated_at: datetime | None = None
     article_count: int = 1
     languages: list[str] = field(default_factory=list)
+    grouped: bool = True
 
     @property
-    def story(self) -> Story | None:
-        return self.lead.story if self.key > 0 else None
+    def story_url(self) -> str:
+        return self.lead.story_url if self.key > 0 else ""
 
     @property
     def publisher_count(self) -> int:
@@ -173,14 +367,20 @@ def _language(code: str) -> str:
     return (code or "").split("-")[0].lower()
 
 
+def report_cards(ids: list[int]) -> list[ListedStory]:
+    """One card per report, in the order of `ids` (a publisher's page)."""
+    reports = {r.pk: r for r in card_reports(Article.objects.filter(pk__in=ids))} if ids else {}
+    return [ListedStory(key=-pk, lead=reports[pk], grouped=False) for pk in ids if pk in reports]
+
+
 def listed_stories(rows: list[dict]) -> list[ListedStory]:
     """The cards of one page of `ranked_stories` rows, in the same order."""
     keys = [row["key"] for row in rows]
     story_ids = [k for k in keys if k > 0]
     article_ids = [-k for k in keys if k < 0]
     visible = Article.objects.visible()
-    lead_rows = leads(visible.filter(Q(story_id__in=story_ids) | Q(pk__in=article_ids))).for_cards()
-    by_key = {a.key: a for a in lead_rows}
+    lead_rows = leads(visible.filter(Q(story_id__in=story_ids) | Q(pk__in=article_ids)))
+    by_key = {lead.key: lead for lead in card_reports(lead_rows)} if keys else {}
     publishers: dict[int, dict[str, Publisher]] = {k: {} for k in story_ids}
     counts: dict[int, int] = dict.fromkeys(story_ids, 0)
     latest: dict[int, datetime] = {}

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from aggregator import freshness, seo
-from aggregator.listings import leads, story_page
+from aggregator.listings import leads, report_cards, story_page
 from aggregator.models import Article, AudienceTag, Category, Source, Story, StoryRedirect
 from aggregator.search import search_articles
 from enrichment import labels
@@ -23,8 +23,12 @@ PAGE_SIZE = 20
 STORY_PAGE_SIZE = 30  # reports per page of a story
 
 
-def _page(request: HttpRequest, articles: QuerySet[Article]) -> Page:
-    return Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
+def _reports(request: HttpRequest, articles: QuerySet[Article]) -> Page:
+    """One card per report among `articles`, newest first (featured ones first)."""
+    ids = articles.order_by("-is_featured", "-sort_at", "-pk").values_list("pk", flat=True)
+    page = Paginator(ids, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = report_cards(list(page.object_list))
+    return page
 
 
 def _stories(request: HttpRequest, articles: QuerySet[Article]) -> Page:
@@ -41,7 +45,7 @@ def _listing(
     by_story: bool = True,
     **context,
 ) -> HttpResponse:
-    page = _stories(request, articles) if by_story else _page(request, articles)
+    page = _stories(request, articles) if by_story else _reports(request, articles)
     return render(
         request, "aggregator/listing.html", {"page": page, "heading": heading, "intro": intro, **context}
     )
@@ -84,7 +88,7 @@ def audience(request: HttpRequest, slug: str) -> HttpResponse:
 @require_safe
 def source(request: HttpRequest, slug: str) -> HttpResponse:
     src = get_object_or_404(Source, slug=slug)
-    articles = Article.objects.visible().for_cards().filter(source=src)
+    articles = Article.objects.visible().filter(source=src)
     return _listing(
         request,
         articles,

@@ -1,75 +1,283 @@
-"""What an uncached page costs to render: the front page, an article and a story on the
-demo corpus, rendered in-process (production settings, DEBUG off, page cache off), with
-the number of queries, the time in SQL and the rest (view code and templates), and with
---profile the functions where the time goes.
+"""What an uncached page costs to render: the front page, an article, a story and a
+search (a word in most demo reports: a full page of 20 cards) on the demo corpus,
+rendered in-process (production settings, DEBUG off, page cache off), with the number of
+queries, the time in SQL and the rest (view code and templates).
 
-    .venv/bin/python bench/render.py [--repeat 30] [--profile]
+    .venv/bin/python bench/render.py [--against REV] [--rounds 3] [--repeat 20] [--profile]
 
-Compare two checkouts in the same run by running each one's copy in turn
-(`for i in 1 2; do (cd ../before && python bench/render.py); python bench/render.py; done`):
-absolute times swing with the machine's load, so read them side by side.
+Each contender renders in a process of its own, on the same database: this tree, and
+with --against the code of REV (git archive) as the baseline of the same run; they take
+turns for --rounds rounds and the table shows each one's median, side by side with the
+ratio (the machine's load is printed with it: absolute times swing 2-3x with the load).
+
+With --against, the HTML of every demo page (every listing, category, audience,
+source, story, article, some searches, the week and the recaps) is also rendered by both
+at the same frozen instant and compared, CSP nonces and CSRF tokens left out: the bench
+fails if a page differs (--allow-html-changes lists the differences and goes on).
+--profile profiles this tree's renders (pyinstrument when installed, else cProfile).
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
+import difflib
+import json
 import os
-import pstats
+import re
+import shutil
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-os.environ["PAGE_CACHE_SECONDS"] = "0"
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+REPEAT, ROUNDS = 20, 3
+SEARCH_WORD = "company"  # in most demo reports, in all five publishers' languages' English ones
+# What changes from one render to the next whatever the code: a CSP nonce, a CSRF token.
+_VOLATILE = re.compile(r'(nonce|csrfmiddlewaretoken"? value)="[^"]*"')
 
-from django.db import connection  # noqa: E402
-from django.test import Client  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-from serve import DATA_DIR, load_corpus  # noqa: E402  (sets up Django on a fresh SQLite file)
 
-from aggregator.models import Article, Story  # noqa: E402
+def child() -> None:
+    """Render the pages asked on stdin with the code of BENCH_CODE; print the figures as
+    the last line of JSON."""
+    sys.path.insert(0, os.environ["BENCH_CODE"])
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test import Client
+
+    job = json.loads(sys.stdin.read())
+    client = Client(HTTP_ACCEPT_ENCODING="identity", HTTP_HOST="localhost")
+    sql: list[float] = []
+
+    def timed(execute, sql_text, params, many, context):
+        started = time.perf_counter()
+        try:
+            return execute(sql_text, params, many, context)
+        finally:
+            sql.append(time.perf_counter() - started)
+
+    figures = {}
+    for name, path in job["paths"].items():
+        for _ in range(2):  # warm: imports, templates, the first query of each shape
+            assert client.get(path).status_code == 200, path
+        sql.clear()
+        with connection.execute_wrapper(timed):
+            client.get(path)
+        queries, sql_ms = len(sql), sum(sql) * 1000
+        started = time.perf_counter()
+        for _ in range(job["repeat"]):
+            client.get(path)
+        ms = (time.perf_counter() - started) / job["repeat"] * 1000
+        figures[name] = {"ms": ms, "queries": queries, "sql_ms": sql_ms}
+    if job.get("profile"):
+        profile(client, job["paths"], Path(job["profile"]))
+    if job.get("html_dir"):
+        html(client, job["html_pages"], Path(job["html_dir"]), job["now"])
+    import aggregator
+
+    print(json.dumps({"code": str(Path(aggregator.__file__).parent.parent), "pages": figures}))
+
+
+def profile(client, paths: dict[str, str], out: Path) -> None:
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        Profiler = None
+    texts = []
+    for name, path in paths.items():
+        if Profiler is not None:
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+            for _ in range(20):
+                client.get(path)
+            profiler.stop()
+            texts.append(f"== {name} ({path}), 20 renders\n" + profiler.output_text(unicode=False))
+        else:
+            import cProfile
+            import io
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(20):
+                client.get(path)
+            profiler.disable()
+            stream = io.StringIO()
+            pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(40)
+            texts.append(f"== {name} ({path}), 20 renders\n{stream.getvalue()}")
+    out.write_text("\n".join(texts))
+
+
+def html(client, pages: list[str], out: Path, now: str) -> None:
+    """Every page at the same instant (`now`), whichever code renders it: relative times
+    ("3 minutes ago") and age badges then read the same."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    frozen = datetime.fromisoformat(now)
+    timezone.now = lambda: frozen
+    out.mkdir(parents=True, exist_ok=True)
+    for n, path in enumerate(pages):
+        response = client.get(path)
+        body = _VOLATILE.sub(r'\1=""', response.content.decode())
+        (out / f"{n:04d}.html").write_text(f"{response.status_code} {path}\n{body}")
+
+
+def baseline_tree(rev: str) -> Path:
+    """The code of `rev` in a scratch directory (git archive: no worktree to clean up)."""
+    target = Path(tempfile.mkdtemp(prefix="bench-render-baseline-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def run(code: Path, job: dict, data_dir: str) -> dict:
+    env = {**os.environ, "BENCH_CODE": str(code), "DATA_DIR": data_dir}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child"],
+        env=env,
+        input=json.dumps(job),
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(answer["code"]) == code, f"the child ran {answer['code']}, not {code}"
+    return answer["pages"]
+
+
+def demo_pages() -> list[str]:
+    """Every reader's page of the demo corpus that the card templates build."""
+    from django.utils import timezone
+
+    from aggregator.models import Article, AudienceTag, Category, Source, Story
+
+    year, week, _ = timezone.localdate().isocalendar()
+    pages = ["/", "/?page=2", "/?page=3", f"/week/{year}/{week}/", "/recap/"]
+    pages += [c.get_absolute_url() for c in Category.objects.all()]
+    pages += [t.get_absolute_url() for t in AudienceTag.objects.all()]
+    pages += [s.get_absolute_url() for s in Source.objects.all()]
+    pages += [s.get_absolute_url() for s in Story.objects.order_by("pk")]
+    pages += [a.get_absolute_url() for a in Article.objects.order_by("pk")]
+    pages += [f"/search/?q={q}" for q in (SEARCH_WORD, "aurora", "percent", "", "zzzqqq", "werden")]
+    pages += [f"/search/?q={SEARCH_WORD}&page=2"]
+    return pages
+
+
+def compare_html(before: Path, after: Path) -> list[str]:
+    """The pages whose HTML differs, each with the first lines of its diff."""
+    differences = []
+    for page in sorted(before.iterdir()):
+        old, new = page.read_text(), (after / page.name).read_text()
+        if old != new:
+            diff = difflib.unified_diff(
+                old.splitlines(), new.splitlines(), "before", "after", lineterm="", n=0
+            )
+            differences.append("\n".join(list(diff)[:12]))
+    return differences
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--against", metavar="REV", help="the baseline: the code of a git revision")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="renders of each page a round")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--allow-html-changes", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    load_corpus()
-    article = Article.objects.visible().exclude(insight=None).order_by("-sort_at").first()
-    story = Story.objects.filter(article_count__gt=1).first() or Story.objects.first()
-    paths = {"front page": "/", "article": article.get_absolute_url(), "story": story.get_absolute_url()}
-    client = Client(HTTP_ACCEPT_ENCODING="identity", HTTP_HOST="localhost")
-    print(
-        f"{'page':12} {'ms/render':>10} {'queries':>8} {'SQL ms':>8} {'other ms':>9}   load {os.getloadavg()[0]:.1f}"
-    )
-    for name, path in paths.items():
-        assert client.get(path).status_code == 200, path  # warm: imports, template loading
-        with CaptureQueriesContext(connection) as queries:
-            client.get(path)
-        started = time.perf_counter()
-        for _ in range(args.repeat):
-            client.get(path)
-        per = (time.perf_counter() - started) / args.repeat * 1000
-        # The SQL's own time, measured apart (CaptureQueriesContext's timing adds its own cost).
-        with CaptureQueriesContext(connection) as timed:
-            client.get(path)
-        sql = sum(float(q["time"]) for q in timed.captured_queries) * 1000
-        print(f"{name:12} {per:10.1f} {len(queries):8} {sql:8.1f} {per - sql:9.1f}", flush=True)
-        if args.profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for _ in range(10):
-                client.get(path)
-            profiler.disable()
-            out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-            print(out.getvalue())
-    import shutil
+    if args.child:
+        return child()
 
-    shutil.rmtree(DATA_DIR, ignore_errors=True)
+    os.environ["PAGE_CACHE_SECONDS"] = "0"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from serve import DATA_DIR, load_corpus  # sets up Django on a fresh SQLite file
+
+    from aggregator.models import Article, Story
+
+    try:
+        load_corpus()
+        article = Article.objects.visible().exclude(insight=None).order_by("-sort_at").first()
+        story = Story.objects.filter(article_count__gt=1).first() or Story.objects.first()
+        paths = {
+            "front page": "/",
+            "article": article.get_absolute_url(),
+            "story": story.get_absolute_url(),
+            "search": f"/search/?q={SEARCH_WORD}",
+        }
+        contenders = {"this tree": ROOT}
+        if args.against:
+            rev = subprocess.run(
+                ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            contenders = {f"before ({rev})": baseline_tree(args.against), **contenders}
+        load = os.getloadavg()
+        results: dict[str, list[dict]] = {name: [] for name in contenders}
+        for n in range(args.rounds):
+            for name, code in contenders.items():
+                print(f"  round {n + 1}: {name} …", flush=True)
+                results[name].append(run(code, {"paths": paths, "repeat": args.repeat}, DATA_DIR))
+        load = [(a + b) / 2 for a, b in zip(load, os.getloadavg(), strict=True)]
+        report(paths, results, load, args)
+        if args.profile:
+            out = Path(DATA_DIR) / "profile.txt"
+            run(ROOT, {"paths": paths, "repeat": 1, "profile": str(out)}, DATA_DIR)
+            print(out.read_text())
+        if args.against:
+            check_html(contenders, DATA_DIR, args)
+    finally:
+        shutil.rmtree(DATA_DIR, ignore_errors=True)
+        for code in contenders.values() if args.against else ():
+            if code != ROOT:
+                shutil.rmtree(code, ignore_errors=True)
+
+
+def report(paths: dict[str, str], results: dict[str, list[dict]], load: list[float], args) -> None:
+    names = list(results)
+    print(
+        f"\nms per render (median of {args.rounds} rounds of {args.repeat}), load average "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1, 5, 15 min, mean of start and end)"
+    )
+    header = f"{'page':12}" + "".join(f"{name:>22}" for name in names)
+    if len(names) == 2:
+        header += f"{'after/before':>14}"
+    print(header + "   queries   SQL ms")
+    for page in paths:
+        medians = [statistics.median(r[page]["ms"] for r in results[name]) for name in names]
+        line = f"{page:12}" + "".join(f"{m:22.1f}" for m in medians)
+        if len(names) == 2:
+            line += f"{medians[1] / medians[0]:14.2f}"
+        queries = " → ".join(str(results[name][-1][page]["queries"]) for name in names)
+        sql = " → ".join(
+            f"{statistics.median(r[page]['sql_ms'] for r in results[name]):.1f}" for name in names
+        )
+        print(f"{line}   {queries:>7}   {sql}")
+
+
+def check_html(contenders: dict[str, Path], data_dir: str, args) -> None:
+    from django.utils import timezone
+
+    pages = demo_pages()
+    now = timezone.now().isoformat()
+    dirs = []
+    for code in contenders.values():
+        out = Path(data_dir) / f"html-{len(dirs)}"
+        run(code, {"paths": {}, "repeat": 0, "html_dir": str(out), "html_pages": pages, "now": now}, data_dir)
+        dirs.append(out)
+    differences = compare_html(*dirs)
+    print(f"\nHTML of {len(pages)} demo pages, before and after: {len(pages) - len(differences)} identical")
+    for diff in differences:
+        print(diff)
+    if differences and not args.allow_html_changes:
+        raise SystemExit(f"{len(differences)} pages differ (--allow-html-changes to go on)")
 
 
 if __name__ == "__main__":

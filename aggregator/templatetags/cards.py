@@ -6,7 +6,7 @@ from django import template
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from aggregator import excerpts, freshness
+from aggregator import excerpts, freshness, listings
 from enrichment import injection, labels
 
 register = template.Library()
@@ -16,14 +16,19 @@ _JSON_ESCAPES = {ord(">"): "\\u003E", ord("<"): "\\u003C", ord("&"): "\\u0026"}
 
 @register.inclusion_tag("aggregator/_badge.html")
 def freshness_badge(article):
-    key, label = freshness.age_class(article.published_at, timezone.now())
-    return {
-        "key": key,
-        "label": label,
-        "collected_in": freshness.collected_after(article.published_at, article.collected_at),
-        "published_at": article.published_at or article.collected_at,
-        "stamp": article.published_at,
-    }
+    return {"badge": listings.badge_of(article.published_at, article.collected_at)}
+
+
+@register.filter(expects_localtime=True)
+def iso(value) -> str:
+    """`value|date:'c'` (ISO 8601 in the current time zone) at a fifth of its cost: the
+    date filter looks its format up through the translation machinery first."""
+    if value in (None, ""):
+        return ""
+    try:
+        return value.isoformat()
+    except AttributeError:
+        return ""
 
 
 @register.filter
