@@ -4,7 +4,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -190,6 +190,21 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+# What the story page shows of each report (Article.objects.only): the rest stays unread.
+REPORT_FIELDS = (
+    "title",
+    "language",
+    "published_at",
+    "source",
+    "source__name",
+    "insight__title",
+    "insight__hook",
+    "insight__language",
+    "insight__backend",
+    "insight__model_name",
+)
+
+
 @require_safe
 def story(request: HttpRequest, pk: int) -> HttpResponse:
     item = Story.objects.filter(pk=pk).first()
@@ -197,25 +212,30 @@ def story(request: HttpRequest, pk: int) -> HttpResponse:
         moved = get_object_or_404(StoryRedirect, old_id=pk)  # merged into another story
         return redirect(moved.story, permanent=True)
     visible = Article.objects.visible().filter(story=item)
-    lead = leads(visible).select_related("source", "insight").first()
+    lead = leads(visible).select_related("insight").only("title", "language", "insight__title").first()
     if lead is None:
         raise Http404("This story has no visible articles")
-    reports = Paginator(
+    # Who reported it, in which languages, how many reports: one grouped query, the
+    # publishers in the database's order of their names.
+    publishers, languages, total = [], set(), 0
+    for name, language, source_language, n in (
+        visible.order_by("source__name")
+        .values_list("source__name", "language", "source__language")
+        .annotate(n=Count("pk"))
+    ):
+        if not publishers or publishers[-1] != name:
+            publishers.append(name)
+        languages.add((language or source_language).split("-")[0])
+        total += n
+    in_order = (
         visible.select_related("source", "insight")
-        .defer("text", "content_html", "summary_html", "sentences")
-        .order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk"),
-        STORY_PAGE_SIZE,
-    ).get_page(request.GET.get("page"))
-    publishers = list(
-        visible.order_by().values_list("source__name", flat=True).distinct().order_by("source__name")
-    )
-    first = (
-        reports[0]
-        if reports.number == 1
-        else visible.select_related("source")
+        .only(*REPORT_FIELDS)
         .order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk")
-        .first()
     )
+    paginator = Paginator(in_order, STORY_PAGE_SIZE)
+    paginator.count = total  # counted above (a cached_property, so set once here)
+    reports = paginator.get_page(request.GET.get("page"))
+    first = reports[0] if reports.number == 1 else in_order.first()
     return render(
         request,
         "aggregator/story.html",
@@ -226,13 +246,7 @@ def story(request: HttpRequest, pk: int) -> HttpResponse:
             "first": first,
             "card": story_card(item) if reports.number == 1 else None,
             "publishers": publishers,
-            "languages": sorted(
-                {
-                    (a or b).split("-")[0]
-                    for a, b in visible.values_list("language", "source__language").distinct()
-                }
-                - {""}
-            ),
+            "languages": sorted(languages - {""}),
         },
     )
 

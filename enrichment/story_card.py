@@ -308,6 +308,25 @@ def _add(groups, kinds, kind: str, *sides: tuple[Report, str, Fact]) -> None:
             group[key] = _version(report, sentence, fact)
 
 
+# What the card reads of a sampled report (the body only where no sentences are stored,
+# enrichment.sentences.sentences_of); the rest stays unread.
+SAMPLE_FIELDS = (
+    "title",
+    "language",
+    "sentences",
+    "text",
+    "content_html",
+    "summary_html",
+    "published_at",
+    "collected_at",
+    "sort_at",
+    "source",
+    "source__name",
+    "source__language",
+    "insight__timeline",
+)
+
+
 def sample_reports(story: Story, *, limit: int = MAX_REPORTS) -> list[Article]:
     """The earliest full report of each publisher (up to `limit` publishers, earliest
     first), in one query whatever the story's size."""
@@ -329,6 +348,7 @@ def sample_reports(story: Story, *, limit: int = MAX_REPORTS) -> list[Article]:
         )
         .filter(position=1)
         .select_related("source", "insight")
+        .only(*SAMPLE_FIELDS)
         .order_by(Coalesce("published_at", "collected_at").asc(), "pk")
     )
     articles = list(ranked[:limit])
