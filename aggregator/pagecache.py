@@ -74,6 +74,7 @@ WATCHED_TABLES = frozenset(
         "aggregator_source",
         "enrichment_insight",
         "enrichment_correction",
+        "enrichment_storyinsight",
         "enrichment_weeklyrecap",
     }
 )

@@ -17,7 +17,7 @@ from aggregator.models import Article, AudienceTag, Category, Source, Story, Sto
 from aggregator.search import search_articles
 from enrichment import labels
 from enrichment.models import WeeklyRecap
-from enrichment.story_card import story_card
+from enrichment.story_card import cached_story_card
 
 PAGE_SIZE = 20
 STORY_PAGE_SIZE = 30  # reports per page of a story
@@ -244,7 +244,7 @@ def story(request: HttpRequest, pk: int) -> HttpResponse:
             "lead": lead,
             "page": reports,
             "first": first,
-            "card": story_card(item) if reports.number == 1 else None,
+            "card": cached_story_card(item) if reports.number == 1 else None,
             "publishers": publishers,
             "languages": sorted(languages - {""}),
         },

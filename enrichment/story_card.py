@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Case, F, Q, Value, When, Window
 from django.db.models.functions import Coalesce, Length, RowNumber
 
@@ -25,6 +26,7 @@ from enrichment.sentences import sentences_of
 from enrichment.timeline import Entry, story_timeline
 
 MAX_REPORTS = 12  # publishers whose reports the card reads
+STORY_CARD_SECONDS = 600  # a card kept for its content generation (cached_story_card)
 LEAD_SENTENCES = 8  # what happened is in a report's first sentences
 MAX_CLAIMS = 3
 SAME_FACT = 0.3  # overlap of two sentences' other words for them to state one fact
@@ -427,4 +429,24 @@ def story_card(story: Story) -> StoryCard:
         card.claims, card.disagreements = claude_parts(insight, articles)
         card.backend, card.model_name = "claude", insight.model_name
         card.reports_read, card.other_languages = len(insight.article_ids), []
+    return card
+
+
+def cached_story_card(story: Story) -> StoryCard:
+    """story_card, built once per story and content generation (aggregator.pagecache)
+    and kept in the cache: every change readers could see moves the generation (a report
+    added, hidden or corrected, a card written), so a card found is never stale. A story
+    page is rendered more than once per generation: once per encoding the page cache
+    keeps apart, again when its cached copy expires on a quiet site, in each process,
+    and on every request of an editor (never served from the page cache). The card
+    reads no clock, so it cannot age. The generation's time is in the key too: a
+    database rolled back (tests, a restore) may count the same numbers again."""
+    from aggregator.pagecache import current_generation
+
+    generation = current_generation()
+    key = f"story-card:{story.pk}:{generation.editorial}:{generation.content}:{generation.changed_at}"
+    card = cache.get(key)
+    if card is None:
+        card = story_card(story)
+        cache.set(key, card, STORY_CARD_SECONDS)
     return card
