@@ -16,10 +16,10 @@ from itertools import combinations
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Case, F, Q, Value, When, Window
-from django.db.models.functions import Coalesce, Length, RowNumber
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Coalesce, Length
 
-from aggregator.listings import FULL_REPORT_CHARS
+from aggregator.listings import FULL_REPORT_CHARS, first_of_each
 from aggregator.models import Article, Story
 from enrichment import text as tx
 from enrichment.sentences import sentences_of
@@ -333,22 +333,17 @@ def sample_reports(story: Story, *, limit: int = MAX_REPORTS) -> list[Article]:
     """The earliest full report of each publisher (up to `limit` publishers, earliest
     first), in one query whatever the story's size."""
     language = settings.SITE_LANGUAGE.split("-")[0].lower()
+    first = first_of_each(
+        Article.objects.visible().filter(story=story).annotate(text_length=Length("text")),
+        [F("source_id")],
+        [
+            Case(When(Q(text_length__gte=FULL_REPORT_CHARS), then=Value(0)), default=Value(1)).asc(),
+            Coalesce("published_at", "collected_at").asc(),
+            F("pk").asc(),
+        ],
+    )
     ranked = (
-        Article.objects.visible()
-        .filter(story=story)
-        .annotate(text_length=Length("text"))
-        .annotate(
-            position=Window(
-                RowNumber(),
-                partition_by=[F("source_id")],
-                order_by=[
-                    Case(When(Q(text_length__gte=FULL_REPORT_CHARS), then=Value(0)), default=Value(1)).asc(),
-                    Coalesce("published_at", "collected_at").asc(),
-                    F("pk").asc(),
-                ],
-            ),
-        )
-        .filter(position=1)
+        Article.objects.filter(first)
         .select_related("source", "insight")
         .only(*SAMPLE_FIELDS)
         .order_by(Coalesce("published_at", "collected_at").asc(), "pk")
@@ -434,13 +429,16 @@ def story_card(story: Story) -> StoryCard:
 
 def cached_story_card(story: Story) -> StoryCard:
     """story_card, built once per story and content generation (aggregator.pagecache)
-    and kept in the cache: every change readers could see moves the generation (a report
-    added, hidden or corrected, a card written), so a card found is never stale. A story
-    page is rendered more than once per generation: once per encoding the page cache
-    keeps apart, again when its cached copy expires on a quiet site, in each process,
-    and on every request of an editor (never served from the page cache). The card
-    reads no clock, so it cannot age. The generation's time is in the key too: a
-    database rolled back (tests, a restore) may count the same numbers again."""
+    and kept in the cache while the page cache is on (PAGE_CACHE_SECONDS): every change
+    readers could see moves the generation (a report added, hidden or corrected, a card
+    written), so a card found is never stale. A story page is rendered more than once
+    per generation: once per encoding and query string the page cache keeps apart, again
+    when its copy expires on a quiet site, in each process, and on every request of an
+    editor (never served from the page cache). The card reads no clock, so it cannot age.
+    The generation's time is in the key too: a database rolled back (a restore) may
+    count the same numbers again."""
+    if settings.PAGE_CACHE_SECONDS <= 0:
+        return story_card(story)
     from aggregator.pagecache import current_generation
 
     generation = current_generation()
