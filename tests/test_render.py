@@ -147,7 +147,7 @@ def test_a_card_shows_every_part_it_has(client, hostile):
     assert f"Excerpt1 {ESCAPED}" in source_page and "Covered by 2 publishers →" in source_page
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_story_card_shows_a_change_at_once(settings, hostile):
     """Kept per content generation while the page cache is on: an editor's hide and a
     Claude card written show at the next render (the page cache serves new content up to
