@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations
 
 from django.conf import settings
@@ -105,11 +106,18 @@ def _language(code: str) -> str:
     return (code or "").split("-")[0].lower()
 
 
-def _words(sentence: str) -> set[str]:
-    return set(tx.tokens(sentence))
+# A story's card is built again after every change anywhere on the site (each content
+# generation), from the same stored sentences: what these two pure functions find in a
+# sentence is kept (per process, the most recent SENTENCES_KEPT sentences).
+SENTENCES_KEPT = 8192
 
 
-def _overlap(a: set[str], b: set[str]) -> float:
+@lru_cache(maxsize=SENTENCES_KEPT)
+def _words(sentence: str) -> frozenset[str]:
+    return frozenset(tx.tokens(sentence))
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     shared = a & b
     if len(shared) < MIN_SHARED_WORDS:
         return 0.0
@@ -139,7 +147,7 @@ def what_happened(reports: list[Report], *, limit: int = MAX_CLAIMS) -> list[Cla
         scored.append((-len(also), s_index, r_index, sentence, words, report, also))
     scored.sort(key=lambda c: c[:3])
     chosen: list[Claim] = []
-    chosen_words: list[set[str]] = []
+    chosen_words: list[frozenset[str]] = []
     for _, _, _, sentence, words, report, also in scored:
         if any(_overlap(words, w) >= 0.35 for w in chosen_words):
             continue
@@ -183,7 +191,8 @@ def _unit(word: str) -> str:
     return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
-def facts(sentence: str) -> list[Fact]:
+@lru_cache(maxsize=SENTENCES_KEPT)
+def facts(sentence: str) -> tuple[Fact, ...]:
     """The dates and counted figures a sentence states."""
     found = [Fact("date", d.value, _date_label(d.value), d.start, d.end) for d in tx.find_dates(sentence)]
     for m in _FIGURE.finditer(sentence):
@@ -201,7 +210,7 @@ def facts(sentence: str) -> list[Fact]:
         unit = _unit(m.group("unit"))
         value = f"{number} {scale} {unit}".replace("  ", " ")
         found.append(Fact("number", value, " ".join(m.group(0).split()), m.start(), m.end()))
-    return found
+    return tuple(found)
 
 
 def _date_label(value: str) -> str:
