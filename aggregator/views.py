@@ -156,9 +156,9 @@ def recap_link(article: Article | None = None) -> tuple[str, str]:
 @require_safe
 def article(request: HttpRequest, pk: int) -> HttpResponse:
     item = get_object_or_404(
-        Article.objects.select_related("source", "category", "insight", "story").prefetch_related(
-            "audiences", "insight__corrections"
-        ),
+        Article.objects.select_related("source", "category", "insight", "story")
+        .prefetch_related("audiences", "insight__corrections")
+        .defer("sentences", "model_instructions"),  # read by the cards' writers, not shown
         pk=pk,
     )
     insight = getattr(item, "insight", None)
@@ -169,7 +169,14 @@ def article(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "aggregator/withdrawn.html", {"article": item, "insight": insight}, status=410)
     related = []
     if insight and insight.related_ids:
-        by_id = {a.pk: a for a in Article.objects.visible().for_cards().filter(pk__in=insight.related_ids)}
+        shown = ("title", "language", "published_at", "source", "source__name", "insight__title")
+        by_id = {
+            a.pk: a
+            for a in Article.objects.visible()
+            .filter(pk__in=insight.related_ids)
+            .select_related("source", "insight")
+            .only(*shown)
+        }
         related = [by_id[pk] for pk in insight.related_ids if pk in by_id]
     recap_url, recap_label = recap_link(item)
     canonical = f"{settings.SITE_URL}{item.get_absolute_url()}"
