@@ -179,3 +179,26 @@ def query(env: dict[str, str], sql: str) -> list[tuple]:
         return db.execute(sql).fetchall()
     finally:
         db.close()
+
+
+def assert_each_article_once(env: dict[str, str], expected: int) -> None:
+    """What a run of the workers or readers must leave, however it was interrupted: one
+    row per article, one card per article, each article counted once in its story and
+    once in the clustering statistics, no story key stored twice for an article."""
+    [(total, distinct)] = query(env, "SELECT COUNT(*), COUNT(DISTINCT url) FROM aggregator_article")
+    assert total == distinct == expected
+    [(cards, carded)] = query(env, "SELECT COUNT(*), COUNT(DISTINCT article_id) FROM enrichment_insight")
+    assert cards == carded == expected
+    [(counted,)] = query(env, "SELECT COALESCE(SUM(article_count), 0) FROM aggregator_story")
+    assert counted == expected
+    wrong = query(
+        env,
+        "SELECT s.id FROM aggregator_story s WHERE s.article_count <>"
+        " (SELECT COUNT(*) FROM aggregator_article a WHERE a.story_id = s.id)",
+    )
+    assert wrong == []
+    assert query(env, "SELECT articles FROM aggregator_keystat WHERE key = ''") == [(expected,)]
+    doubled = query(
+        env, "SELECT article_id, key FROM aggregator_storykey GROUP BY article_id, key HAVING COUNT(*) > 1"
+    )
+    assert doubled == []

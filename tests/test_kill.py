@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 import pytest
 
 from aggregator.demo.server import make_server
-from tests.conftest import POSTGRES_ONLY, REPO, query
+from tests.conftest import POSTGRES_ONLY, REPO, assert_each_article_once, query
 
 pytestmark = pytest.mark.slow
 
@@ -140,30 +140,7 @@ def test_a_sigkilled_cluster_restarted_finishes_every_article(broker, slow_demo_
         took = time.monotonic() - restarted
         print(f"[{broker}] every article final {took:.0f} s after the restart (lease {LEASE} s): {seen}")
 
-        # No duplicates: one row per article, one card per article, each article counted
-        # once in its story and once in the clustering statistics.
-        [(total, distinct)] = query(env, "SELECT COUNT(*), COUNT(DISTINCT url) FROM aggregator_article")
-        assert total == distinct == expected
-        [(cards, carded_articles)] = query(
-            env, "SELECT COUNT(*), COUNT(DISTINCT article_id) FROM enrichment_insight"
-        )
-        assert cards == carded_articles == expected
-        [(members, counted)] = query(
-            env, "SELECT (SELECT COUNT(*) FROM aggregator_article), SUM(article_count) FROM aggregator_story"
-        )
-        assert members == counted == expected
-        wrong = query(
-            env,
-            "SELECT s.id FROM aggregator_story s WHERE s.article_count <>"
-            " (SELECT COUNT(*) FROM aggregator_article a WHERE a.story_id = s.id)",
-        )
-        assert wrong == []
-        assert query(env, "SELECT articles FROM aggregator_keystat WHERE key = ''") == [(expected,)]
-        doubled = query(
-            env,
-            "SELECT article_id, key FROM aggregator_storykey GROUP BY article_id, key HAVING COUNT(*) > 1",
-        )
-        assert doubled == []
+        assert_each_article_once(env, expected)
     finally:
         if workers.poll() is None:
             os.killpg(workers.pid, signal.SIGTERM)

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from aggregator.demo.server import load_publications
-from tests.conftest import REPO, query
+from tests.conftest import REPO, assert_each_article_once, query
 
 pytestmark = pytest.mark.slow
 
@@ -51,16 +51,8 @@ def test_reader_processes_read_every_article_once_and_cluster_as_one_process_doe
     )
     assert total == distinct == final == expected
     assert out.count("\n    article ") == expected, out[-2000:]
-    [(cards, carded)] = query(env, "SELECT COUNT(*), COUNT(DISTINCT article_id) FROM enrichment_insight")
-    assert cards == carded == expected
+    assert_each_article_once(env, expected)
     assert query(env, "SELECT COUNT(*) FROM aggregator_lease WHERE token <> ''") == [(0,)]
-    wrong = query(
-        env,
-        "SELECT s.id FROM aggregator_story s WHERE s.article_count <>"
-        " (SELECT COUNT(*) FROM aggregator_article a WHERE a.story_id = s.id)",
-    )
-    assert wrong == []
-    assert query(env, "SELECT articles FROM aggregator_keystat WHERE key = ''") == [(expected,)]
 
     # The same articles read by one process, on a SQLite file of its own.
     one = {k: v for k, v in env.items() if k != "DATABASE_URL"}
