@@ -13,6 +13,10 @@ comments and a footer — 60–90 KB each.
              runs — on an empty SQLite database: poll, store, fetch each page,
              extract, cluster and write its card (extractive enricher); once per
              `--processes` value (1: on the polling thread; more: reader processes).
+  - before/after (`--against REV`): the project of this tree and that of REV (the
+             baseline of the same run), each run in a child process of its own against
+             the same site, taking turns `--rounds` times, with the stories each made
+             compared (clustering must not depend on the code's speed or the readers).
   - re-poll: the same feeds polled again (unchanged, answered 304): time as a share of
              the first poll of the feeds alone (a fresh database, no page reads), and
              the statements that wrote during it (and whether anything readers see moved:
@@ -23,6 +27,7 @@ comments and a footer — 60–90 KB each.
 
     .venv/bin/python bench/ingest.py [--feeds 20] [--entries 10] [--latency 0.05] [--threads 8]
         [--processes 1,2] [--no-repoll] [--profile --profile-out ingest-profile.txt]
+    .venv/bin/python bench/ingest.py --no-repoll --against main --rounds 2 --processes 1,2
     .venv/bin/python bench/ingest.py --repoll-only --feeds 100 --against main~3 --rounds 3 [--profile]
 """
 
@@ -369,6 +374,24 @@ def repoll_child(urls: list[str], *, threads: int, profile: bool, dispatch: bool
     return {"first": first_s, "repoll": repoll_s, "cpu": cpu, "wrote": wrote, "writes": writes}
 
 
+def stories_made() -> list[list[str]]:
+    """The stories, each as the sorted paths of its articles (no host or port: the same
+    for every contender of a run)."""
+    grouped: dict[int, list[str]] = {}
+    for story_id, url in Article.objects.values_list("story_id", "url"):
+        grouped.setdefault(story_id or 0, []).append("/" + url.split("/", 3)[-1])
+    return sorted(sorted(paths) for paths in grouped.values())
+
+
+def cards_child(urls: list[str], *, threads: int, processes: int) -> dict:
+    """In a child process: empty database to every card (what the parent runs without
+    --against), with the stories made."""
+    fresh_database(urls)
+    seconds, totals = timed_poll(read=True, threads=threads, processes=processes)
+    cards = Article.objects.filter(insight__isnull=False).count()
+    return {"cards": cards, "seconds": seconds, "cpu": totals.cpu, "stories": stories_made()}
+
+
 def reader_child(urls: list[str], *, threads: int) -> dict:
     """lemon24's `reader` polling the same feeds: add them, update all (the first poll),
     then update all again (unchanged: its conditional GET is answered 304)."""
@@ -405,10 +428,11 @@ def baseline_tree(rev: str) -> Path:
     return target
 
 
-def run_child(kind: str, code: Path, site: Site, args) -> dict:
+def run_child(kind: str, code: Path, site: Site, args, *, processes: int = 1) -> dict:
     env = {**os.environ, "BENCH_CODE": str(code)}
     env.pop("DATA_DIR", None)
     command = [sys.executable, __file__, "--child", kind, "--threads", str(args.threads)]
+    command += ["--processes", str(processes)]
     if args.profile and kind == "repoll" and code == ROOT:
         command.append("--profile")
     done = subprocess.run(
@@ -417,10 +441,9 @@ def run_child(kind: str, code: Path, site: Site, args) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def repoll_runs(site: Site, args) -> list[tuple[str, dict]]:
-    """Each contender in a child process of its own (the feed server stays here), the
-    baseline and this tree taking turns, `--rounds` times; then `reader` once."""
-    contenders = [("project, this tree", ROOT)]
+def contenders(args) -> list[tuple[str, Path]]:
+    """This tree, after the code of --against REV (the baseline of the same run)."""
+    found = [("project, this tree", ROOT)]
     if args.against:
         rev = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
@@ -428,7 +451,13 @@ def repoll_runs(site: Site, args) -> list[tuple[str, dict]]:
             text=True,
             check=True,
         ).stdout.strip()
-        contenders.insert(0, (f"project at {rev} (before)", baseline_tree(args.against)))
+        found.insert(0, (f"project at {rev} (before)", baseline_tree(args.against)))
+    return found
+
+
+def repoll_runs(site: Site, args, contenders: list[tuple[str, Path]]) -> list[tuple[str, dict]]:
+    """Each contender in a child process of its own (the feed server stays here), the
+    baseline and this tree taking turns, `--rounds` times; then `reader` once."""
     runs = []
     for n in range(args.rounds):
         for name, code in contenders:
@@ -489,7 +518,8 @@ def main() -> None:
     parser.add_argument(
         "--against",
         metavar="REV",
-        help="also run the re-poll with the code of this git revision (before/after)",
+        help="also run the project (empty to cards, and the re-poll) with the code of this git"
+        " revision, each contender in a child process, taking turns (before/after)",
     )
     parser.add_argument(
         "--processes",
@@ -498,7 +528,9 @@ def main() -> None:
         help="reader processes of the project's runs, e.g. 1,2 (one run each, same site)",
     )
     parser.add_argument("--no-repoll", action="store_true", help="only empty-to-cards against the naive loop")
-    parser.add_argument("--rounds", type=int, default=1, help="re-poll runs per contender, taking turns")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs per contender, taking turns (with --against)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -507,7 +539,7 @@ def main() -> None:
     parser.add_argument(
         "--profile-out", default="ingest-profile.txt", help="where --profile writes the project's"
     )
-    parser.add_argument("--child", choices=["repoll", "dispatch", "reader"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["repoll", "dispatch", "reader", "cards"], help=argparse.SUPPRESS)
     parser.add_argument(
         "--hosts", type=int, default=1, help="loopback addresses the feeds are spread over (127.0.0.1, .2, …)"
     )
@@ -517,6 +549,8 @@ def main() -> None:
         urls = json.loads(sys.stdin.read())  # the feeds' addresses, from the parent
         if args.child == "reader":
             result = reader_child(urls, threads=args.threads)
+        elif args.child == "cards":
+            result = cards_child(urls, threads=args.threads, processes=args.processes[0])
         else:
             result = repoll_child(
                 urls, threads=args.threads, profile=args.profile, dispatch=args.child == "dispatch"
@@ -528,7 +562,7 @@ def main() -> None:
         print(f"Serving {args.feeds} feeds x {args.entries} entries (no pages) …", flush=True)
         with Site(args.feeds, args.entries, args.latency, pages=False, hosts=args.hosts) as site:
             print("First poll of the feeds alone (fresh database), then a re-poll …", flush=True)
-            runs = repoll_runs(site, args)
+            runs = repoll_runs(site, args, contenders(args))
         print()
         print(
             f"{args.feeds} feeds x {args.entries} entries on {len(site.servers)} hosts, "
@@ -542,49 +576,70 @@ def main() -> None:
         sizes = [len(b) for p, (b, _) in site.routes.items() if p.startswith("/p/")]
         print(f"  pages {min(sizes) // 1024}–{max(sizes) // 1024} KB, latency {args.latency * 1000:.0f} ms")
 
-        print("Naive loop (sequential: urllib, feedparser, trafilatura; no database) …", flush=True)
-        naive_done, naive_s, naive_cpu = naive(site)
-        print(f"  {naive_done} articles in {naive_s:.1f} s", flush=True)
-
-        results = []
-        for processes in args.processes:
-            print(
-                f"Project: poll_many(read=True), {args.threads} fetch threads, {processes} reader"
-                f" process{'es' if processes > 1 else ''}, empty SQLite …",
-                flush=True,
-            )
-            fresh_database(site.feed_urls())
-            profiler = start_profile(args, processes)
-            project_s, totals = timed_poll(read=True, threads=args.threads, processes=processes)
-            stop_profile(args, profiler, processes)
-            cards = Article.objects.filter(insight__isnull=False).count()
-            print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
-            results.append((processes, cards, project_s, totals.cpu))
+        load_before = os.getloadavg()[0]
+        them = contenders(args)
+        naive_runs, results = [], []
+        for n in range(args.rounds if args.against else 1):
+            print("Naive loop (sequential: urllib, feedparser, trafilatura; no database) …", flush=True)
+            naive_runs.append(naive(site))
+            print(f"  {naive_runs[-1][0]} articles in {naive_runs[-1][1]:.1f} s", flush=True)
+            for processes in args.processes:
+                readers = f"{processes} reader process{'es' if processes > 1 else ''}"
+                if args.against:
+                    for name, code in them:
+                        print(f"  {name}, {readers}, round {n + 1} …", flush=True)
+                        run = run_child("cards", code, site, args, processes=processes)
+                        print(f"    {run['cards']} cards in {run['seconds']:.1f} s", flush=True)
+                        results.append((name, processes, run))
+                    continue
+                print(
+                    f"Project: poll_many(read=True), {args.threads} fetch threads, {readers}, empty SQLite …",
+                    flush=True,
+                )
+                fresh_database(site.feed_urls())
+                profiler = start_profile(args, processes)
+                project_s, totals = timed_poll(read=True, threads=args.threads, processes=processes)
+                stop_profile(args, profiler, processes)
+                cards = Article.objects.filter(insight__isnull=False).count()
+                print(f"  {totals.new} articles, {cards} cards in {project_s:.1f} s", flush=True)
+                run = {"cards": cards, "seconds": project_s, "cpu": totals.cpu, "stories": stories_made()}
+                results.append(("project", processes, run))
 
         runs = []
         if not args.no_repoll:
             print(
                 "First poll of the feeds alone (fresh database, no page reads), then a re-poll …", flush=True
             )
-            runs = repoll_runs(site, args)
+            runs = repoll_runs(site, args, them)
 
-    naive_rate = naive_done / naive_s
+    naive_rate = statistics.median(done / seconds for done, seconds, _cpu in naive_runs)
+    naive_cpu = statistics.median(cpu / max(done, 1) for done, _seconds, cpu in naive_runs)
     print()
     print(
         f"{args.feeds} feeds x {args.entries} entries, {args.latency * 1000:.0f} ms latency, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        f"{os.cpu_count()} CPUs, load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+        + (f"; medians of {args.rounds} rounds" if args.against and args.rounds > 1 else "")
     )
     print(
-        f"{'naive sequential loop':44} {naive_rate:6.1f} articles/s, CPU {naive_cpu / max(naive_done, 1) * 1000:5.1f} ms an article"
+        f"{'naive sequential loop':44} {naive_rate:6.1f} articles/s, CPU {naive_cpu * 1000:5.1f} ms an article"
     )
-    for processes, cards, project_s, cpu in results:
-        rate = cards / project_s
-        name = f"project, {processes} reader process{'es' if processes > 1 else ''}"
+    for name, processes in dict.fromkeys((name, processes) for name, processes, _run in results):
+        mine = [run for n, p, run in results if (n, p) == (name, processes)]
+        rate = statistics.median(run["cards"] / run["seconds"] for run in mine)
+        cpu = statistics.median(run["cpu"] / max(run["cards"], 1) for run in mine)
+        label = f"{name}, {processes} reader process{'es' if processes > 1 else ''}"
         print(
-            f"{name:44} {rate:6.1f} articles/s, CPU {cpu / max(cards, 1) * 1000:5.1f} ms an article"
+            f"{label:44} {rate:6.1f} articles/s, CPU {cpu * 1000:5.1f} ms an article"
             f" = {rate / naive_rate:.2f}x naive (goal >= 3x)"
         )
-    project_s = results[-1][2]
+    made = {json.dumps(run["stories"]) for _name, _processes, run in results}
+    counts = [len(run["stories"]) for _name, _processes, run in results]
+    print(
+        f"stories made: {counts[0]}, the same in every project run"
+        if len(made) == 1
+        else f"stories made: {', '.join(map(str, counts))} (runs in the order above): they differ"
+    )
+    project_s = results[-1][2]["seconds"]
     if runs:
         print_repoll(runs)
         mine = [run for name, run in runs if name == "project, this tree"][-1]

@@ -41,6 +41,7 @@ def source_text(article: Article) -> SourceText:
             (a.pk, a.published_at, a.title, without_instructions(a.body_text))
             for a in Article.objects.filter(story_id=article.story_id, sort_at__lte=article.sort_at)
             .exclude(pk=article.pk)
+            .only("pk", "published_at", "title", "text", "content_html", "summary_html")
             .order_by("sort_at")[:20]
         ]
     body = article.body_text
@@ -113,11 +114,14 @@ def enrich_article(
     with held(ARTICLE, [article_id]) as hold:
         if not hold:
             return "skipped: another worker holds it"
-        return _enrich_held(article_id, force=force, backend=backend, now=now or timezone.now())
+        article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
+        return enrich_held(article, force=force, backend=backend, now=now or timezone.now())
 
 
-def _enrich_held(article_id: int, *, force: bool, backend: str | None, now: datetime) -> str:
-    article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
+def enrich_held(
+    article: Article | None, *, force: bool = False, backend: str | None = None, now: datetime
+) -> str:
+    """enrich_article for an article the caller holds (its lease) and has read."""
     if article is None:
         return "skipped: no such article"
     from_state = (

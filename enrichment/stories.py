@@ -29,13 +29,16 @@ import hashlib
 import logging
 import math
 import re
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.backends.signals import connection_created
 from django.db.models import Count, F, Max
+from django.dispatch import receiver
 from django.utils import timezone
 
 from aggregator.ingest.leases import ARTICLE, held
@@ -235,43 +238,113 @@ class Match:
     score: float
 
 
-def _vectors(article_ids: list[int]) -> dict[int, tuple[Vector, int | None]]:
-    """Stored vectors of the candidates, with their story ids; an article indexed before
-    vectors existed gets one now (once)."""
-    rows = ArticleVector.objects.filter(article_id__in=article_ids).values_list(
-        "article_id", "keys", "words", "words_norm", "language", "article__story_id"
+# Vectors read before, kept by each thread for as long as its database connection: a
+# stored vector never changes (reclustering stores new rows, with new ids), and reading
+# one back (two JSON documents) took longer than comparing it. Only committed rows are
+# kept (a row rolled back could come again with its id and other weights). About 20 KB
+# each.
+KNOWN_VECTORS = 2000
+_local = threading.local()
+
+
+def _known() -> OrderedDict[int, tuple[int, Vector]]:
+    """This thread's vectors: article id → (row id, vector)."""
+    if not hasattr(_local, "vectors"):
+        _local.vectors = OrderedDict()
+    return _local.vectors
+
+
+def _remember(article_id: int, row_id: int, vector: Vector) -> None:
+    def keep() -> None:
+        known = _known()
+        known[article_id] = (row_id, vector)
+        known.move_to_end(article_id)
+        while len(known) > KNOWN_VECTORS:
+            known.popitem(last=False)
+
+    transaction.on_commit(keep)  # at once outside a transaction
+
+
+@receiver(connection_created)
+def _forget_vectors(sender, **kwargs) -> None:
+    """A new connection (in this thread) may be to another database: a test's, a file
+    made again."""
+    _local.__dict__.pop("vectors", None)
+
+
+def _vectors(candidates: dict[int, int | None]) -> dict[int, Vector]:
+    """The stored vectors of candidates ({article id: its vector's row id, None when it
+    has none}); an article indexed before vectors existed gets one now (once)."""
+    found: dict[int, Vector] = {}
+    known = _known()
+    for pk, row_id in candidates.items():
+        if row_id is not None and known.get(pk, (None,))[0] == row_id:
+            found[pk] = known[pk][1]
+            known.move_to_end(pk)
+    unread = [pk for pk, row_id in candidates.items() if row_id is not None and pk not in found]
+    rows = ArticleVector.objects.filter(article_id__in=unread).values_list(
+        "article_id", "pk", "keys", "words", "words_norm", "language"
     )
-    found = {
-        pk: (Vector(keys, words, norm, language), story) for pk, keys, words, norm, language, story in rows
-    }
-    missing = set(article_ids) - found.keys()
+    for pk, row_id, keys, words, norm, language in rows if unread else ():
+        found[pk] = Vector(keys, words, norm, language)
+        _remember(pk, row_id, found[pk])
+    missing = set(candidates) - found.keys()
     for article in Article.objects.filter(pk__in=missing).select_related("source") if missing else []:
         vector = Vector.of(article)
         ArticleVector.objects.get_or_create(article=article, defaults={**vector.fields(), "counted": True})
-        found[article.pk] = (vector, article.story_id)
+        found[article.pk] = vector
     return found
 
 
-def matches(article: Article, vector: Vector) -> list[Match]:
-    """The articles of the window similar enough to join, most similar first."""
+def _candidates(article: Article, vector: Vector) -> list[tuple[int, int | None, int | None]]:
+    """The CANDIDATES articles of the window sharing the most keys with this one (ties:
+    the oldest id first), each with its story id and its vector's row id (None: none
+    yet). Plain SQL: it runs twice an article, once in the clustering transaction, and
+    the ORM took longer to build it than the database to answer it."""
     if not vector.keys:
         return []
-    low, high = around(article.sort_at, WINDOW)
-    hits = (
-        StoryKey.objects.filter(key__in=list(vector.keys), sort_at__gte=low, sort_at__lte=high)
-        .exclude(article_id=article.pk)
-        .values("article_id")
-        .annotate(n=Count("id"))
-        .order_by("-n", "article_id")[:CANDIDATES]
+    keys, adapt, quote = (
+        list(vector.keys),
+        connection.ops.adapt_datetimefield_value,
+        connection.ops.quote_name,
     )
-    candidate_ids = [h["article_id"] for h in hits]
-    if not candidate_ids:
-        return []
-    scored = [
-        Match(pk, story_id, similarity(vector, theirs))
-        for pk, (theirs, story_id) in _vectors(candidate_ids).items()
-    ]
-    return sorted((m for m in scored if m.score >= THRESHOLD), key=lambda m: (-m.score, m.article_id))
+    low, high = around(article.sort_at, WINDOW)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.article_id, a.story_id, v.id FROM ("  # noqa: S608 (fixed names)
+            f"SELECT article_id, COUNT(*) AS n FROM {StoryKey._meta.db_table} WHERE {quote('key')} IN ("
+            + ", ".join(["%s"] * len(keys))
+            + ") AND sort_at >= %s AND sort_at <= %s AND article_id <> %s"
+            " GROUP BY article_id ORDER BY n DESC, article_id LIMIT %s) c"
+            f" JOIN {Article._meta.db_table} a ON a.id = c.article_id"
+            f" LEFT JOIN {ArticleVector._meta.db_table} v ON v.article_id = c.article_id"
+            " ORDER BY c.n DESC, c.article_id",
+            [*keys, adapt(low), adapt(high), article.pk, CANDIDATES],
+        )
+        return cursor.fetchall()
+
+
+def matches(article: Article, vector: Vector, *, scored: dict[int, float] | None = None) -> list[Match]:
+    """The articles of the window similar enough to join, most similar first, with the
+    story each is in now.
+
+    `scored`: the scores of candidates an earlier call compared (filled in by this one).
+    A candidate's vector never changes once indexed, so only the candidates that are new
+    since are read and compared. This is how clustering matches before its write
+    transaction and checks again inside it."""
+    hits = _candidates(article, vector)
+    scored = {} if scored is None else scored
+    new = {pk: row_id for pk, _story_id, row_id in hits if pk not in scored}
+    for pk, theirs in _vectors(new).items() if new else ():
+        scored[pk] = similarity(vector, theirs)
+    return sorted(
+        (
+            Match(pk, story_id, scored[pk])
+            for pk, story_id, _row_id in hits
+            if scored.get(pk, 0.0) >= THRESHOLD
+        ),
+        key=lambda m: (-m.score, m.article_id),
+    )
 
 
 def best_match(article: Article, vector: Vector) -> Match | None:
@@ -294,16 +367,27 @@ def _locked_stories(story_ids: Iterable[int]) -> list[Story]:
     return sorted(found, key=lambda s: s.pk)
 
 
-def _index(article: Article, vector: Vector) -> None:
+def _index(article: Article, vector: Vector, *, counted: bool = False) -> bool:
     """Add the article's keys to the index and store its vector, once (a second run
-    changes nothing)."""
+    changes nothing); True when this call did. `counted`: the caller counts its keys
+    in the same transaction. Plain statements: inside the clustering transaction, the
+    ORM's bulk_create (a model instance and a field conversion per key) cost more than
+    the writes."""
     if ArticleVector.objects.filter(article=article).exists():
-        return
-    StoryKey.objects.filter(article=article).delete()  # a legacy row set is replaced
-    StoryKey.objects.bulk_create(
-        [StoryKey(article=article, key=k, sort_at=article.sort_at) for k in vector.keys]
-    )
-    ArticleVector.objects.create(article=article, **vector.fields())
+        return False
+    sort_at = connection.ops.adapt_datetimefield_value(article.sort_at)
+    with connection.cursor() as cursor:
+        # A legacy row set (indexed before vectors existed) is replaced.
+        cursor.execute(f"DELETE FROM {StoryKey._meta.db_table} WHERE article_id = %s", [article.pk])  # noqa: S608
+        if vector.keys:
+            cursor.execute(
+                f"INSERT INTO {StoryKey._meta.db_table} (article_id, {connection.ops.quote_name('key')}, sort_at)"  # noqa: S608
+                " VALUES " + ", ".join(["(%s, %s, %s)"] * len(vector.keys)),
+                [x for k in vector.keys for x in (article.pk, k, sort_at)],
+            )
+    row = ArticleVector.objects.create(article=article, counted=counted, **vector.fields())
+    _remember(article.pk, row.pk, vector)
+    return True
 
 
 def _add_counts(deltas: dict[str, int]) -> None:
@@ -322,15 +406,22 @@ def _add_counts(deltas: dict[str, int]) -> None:
         )
 
 
-def count_keys(article_id: int) -> bool:
+def count_keys(article_id: int, *, vector: Vector | None = None) -> bool:
     """Count an indexed article's keys and words in KeyStat, once (claimed with a
-    conditional UPDATE; a dead worker's share is picked up by `unclustered`)."""
+    conditional UPDATE; a dead worker's share is picked up by `unclustered`). `vector`:
+    the one this worker has just indexed (else it is read)."""
     with transaction.atomic():
         if not ArticleVector.objects.filter(article_id=article_id, counted=False).update(counted=True):
             return False
-        vector = ArticleVector.objects.get(article_id=article_id)
-        _add_counts({"": 1, **dict.fromkeys(vector.keys, 1), **{"b:" + w: 1 for w in vector.words}})
+        if vector is None:
+            vector = ArticleVector.objects.get(article_id=article_id)
+        _add_counts(_counts(vector))
     return True
+
+
+def _counts(vector: Vector | ArticleVector) -> dict[str, int]:
+    """What one article adds to KeyStat: the article itself (""), its keys and words."""
+    return {"": 1, **dict.fromkeys(vector.keys, 1), **{"b:" + w: 1 for w in vector.words}}
 
 
 def uncount_keys(article_id: int) -> None:
@@ -351,21 +442,30 @@ def uncount_keys(article_id: int) -> None:
 
 def refresh_story(story: Story) -> None:
     """The story's counts, lead and times, from its articles (aggregates: a few queries
-    whatever the story's size)."""
+    whatever the story's size); written, and set on `story`."""
     articles = Article.objects.filter(story=story)
-    first = articles.order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk").first()
-    if first is None:
-        Story.objects.filter(pk=story.pk).update(article_count=0, publisher_count=0, lead_article=None)
-        return
-    stats = articles.aggregate(n=Count("id"), publishers=Count("source", distinct=True), last=Max("sort_at"))
-    Story.objects.filter(pk=story.pk).update(
-        article_count=stats["n"],
-        publisher_count=stats["publishers"],
-        lead_article=first,
-        headline=first.title[:500],
-        first_seen_at=first.published_at or first.collected_at,
-        last_seen_at=stats["last"],
+    first = (
+        articles.order_by(F("published_at").asc(nulls_last=True), "collected_at", "pk")
+        .values("pk", "title", "published_at", "collected_at")
+        .first()
     )
+    if first is None:
+        fields = {"article_count": 0, "publisher_count": 0, "lead_article_id": None}
+    else:
+        stats = articles.aggregate(
+            n=Count("id"), publishers=Count("source", distinct=True), last=Max("sort_at")
+        )
+        fields = {
+            "article_count": stats["n"],
+            "publisher_count": stats["publishers"],
+            "lead_article_id": first["pk"],
+            "headline": first["title"][:500],
+            "first_seen_at": first["published_at"] or first["collected_at"],
+            "last_seen_at": stats["last"],
+        }
+    Story.objects.filter(pk=story.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(story, name, value)
 
 
 def _link_related(story: Story, article: Article, *, limit: int = 5, newest: int = 50) -> None:
@@ -418,19 +518,45 @@ def place_article(
     then keeps the story id `reuse` (the one the article had) unless another cluster of
     this run has already claimed it."""
     article = Article.objects.filter(pk=article_id).select_related("source").first()
+    return _place(article, again=again, reuse=reuse, claimed=claimed)
+
+
+def _place(
+    article: Article | None,
+    *,
+    again: bool = False,
+    reuse: int | None = None,
+    claimed: set | None = None,
+    count: bool = False,
+) -> Story | None:
+    """place_article for an article already read; its story is set on it. `count`: and
+    count its keys (count_keys), in the clustering transaction on SQLite (which has one
+    writer at a time anyway: one wait for the write lock instead of two), after it
+    elsewhere (PostgreSQL: workers must not queue on KeyStat's rows).
+
+    The candidates are compared before the write transaction (on SQLite it holds the one
+    write lock, so every other worker would wait while this one reads and scores them),
+    and inside it only those indexed since: the result is the one a match made inside
+    would give."""
     if article is None:
         return None
     if article.story_id and not again:
         return article.story
     vector = Vector.of(article)
+    scored: dict[int, float] = {}
+    matches(article, vector, scored=scored)
+    count_now = count and connection.vendor == "sqlite"
     with transaction.atomic():
         _lock_keys(keys_to_lock(vector))
-        current = Article.objects.filter(pk=article_id).values_list("story_id", flat=True).first()
-        if current and not again:
-            return Story.objects.get(pk=current)  # another worker placed it meanwhile
-        found = matches(article, vector)
+        current = Article.objects.filter(pk=article.pk).values_list("story_id", flat=True).first()
+        if current and not again:  # another worker placed it meanwhile
+            article.story = Story.objects.get(pk=current)
+            return article.story
+        found = matches(article, vector, scored=scored)
         match = found[0] if found else None
-        _index(article, vector)
+        indexed = _index(article, vector, counted=count_now)
+        if indexed and count_now:
+            _add_counts(_counts(vector))
         story = None
         if match is not None:
             # Every story the article matches is one event: two reports that did not
@@ -457,12 +583,14 @@ def place_article(
         Article.objects.filter(pk=article.pk).update(story=story)
         if not alone:
             refresh_story(story)
-            story.refresh_from_db()
         if current and current != story.pk:
             refresh_story(Story(pk=current))
         if match is not None:
             _link_related(story, article)
         logger.debug("article %s → story %s (%s)", article.pk, story.pk, match)
+    article.story = story
+    if count and not (indexed and count_now):
+        count_keys(article.pk, vector=vector if indexed else None)
     return story
 
 
@@ -472,9 +600,14 @@ def assign_story(article_id: int, *, now: datetime | None = None) -> Story | Non
     with held(ARTICLE, [article_id]) as hold:
         if not hold:
             return None
-        story = place_article(article_id)
-        count_keys(article_id)
-    return story
+        article = Article.objects.filter(pk=article_id).select_related("source").first()
+        return cluster_held(article) if article else None
+
+
+def cluster_held(article: Article) -> Story | None:
+    """assign_story for an article the caller holds (its lease) and has read; its story
+    is set on `article`."""
+    return _place(article, count=True)
 
 
 def merge_stories(survivor: Story, others: Iterable[Story]) -> int:
@@ -497,6 +630,7 @@ def merge_stories(survivor: Story, others: Iterable[Story]) -> int:
             StoryRedirect.objects.update_or_create(old_id=other.pk, defaults={"story": survivor})
             if other.is_featured and not survivor.is_featured:
                 Story.objects.filter(pk=survivor.pk).update(is_featured=True)
+                survivor.is_featured = True
             other.delete()
             merged += 1
         StoryRedirect.objects.filter(old_id=survivor.pk).delete()

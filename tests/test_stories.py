@@ -518,3 +518,41 @@ def test_keystat_counts_follow_the_corpus_through_source_deletion_and_reclusteri
     Article.objects.all().delete()
     assert KeyStat.objects.get(key="").articles == 0
     assert not KeyStat.objects.filter(articles__gt=0).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_vector_read_once_is_kept_and_one_stored_again_is_read_again():
+    """Committed for real (only committed vectors are kept): clustering the reports of
+    one event reads no candidate's stored vector again; a vector stored again (a new
+    row: reclustering, another worker) is read again, and only that one."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    items = labelled_set()
+    event = [i for i in items if i["story"] == "aurora-3"]
+    made = load(event + [i for i in items if i["story"] != "aurora-3"][:10])
+    last = max((made[i["id"]] for i in event), key=lambda a: a.sort_at)
+    first = sorted((a for a in made.values() if a.pk != last.pk), key=lambda a: a.sort_at)
+    for article in first:
+        assign_story(article.pk)
+
+    def vector_reads(queries) -> list[str]:
+        return [q["sql"] for q in queries.captured_queries if '"aggregator_articlevector"."keys"' in q["sql"]]
+
+    with CaptureQueriesContext(connection) as queries:
+        story = assign_story(last.pk)
+    assert vector_reads(queries) == []
+    neighbour = Article.objects.filter(story=story).exclude(pk=last.pk).first()
+    assert neighbour is not None
+
+    # The neighbour's vector stored again behind this thread's back (a new row), with no
+    # words; the article clustered again from scratch reads that one, and only that one.
+    stored = ArticleVector.objects.get(article=neighbour)
+    ArticleVector.objects.filter(pk=stored.pk).delete()
+    ArticleVector.objects.create(article=neighbour, keys=stored.keys, words={}, words_norm=0.0, counted=True)
+    Article.objects.filter(pk=last.pk).update(story=None)
+    ArticleVector.objects.filter(article=last).delete()
+    with CaptureQueriesContext(connection) as queries:
+        assign_story(last.pk)
+    [read] = vector_reads(queries)
+    assert f"IN ({neighbour.pk})" in read

@@ -5,7 +5,7 @@ when the page cannot be had. The article is held with a lease while it is read
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db.models import F
@@ -67,11 +67,13 @@ def extract_article(
     with held(ARTICLE, [article_id]) as hold:
         if not hold:
             return "skipped: another worker holds it"
-        return _extract_held(article_id, now=now or timezone.now(), page=page)
+        article = Article.objects.filter(pk=article_id).select_related("source").first()
+        return extract_held(article, now=now or timezone.now(), page=page)
 
 
-def _extract_held(article_id: int, *, now: datetime, page: FetchResult | Exception | None) -> str:
-    article = Article.objects.filter(pk=article_id).select_related("source").first()
+def extract_held(article: Article | None, *, now: datetime, page: FetchResult | Exception | None) -> str:
+    """extract_article for an article the caller holds (its lease) and has just read;
+    what is written is also set on `article`, so the next steps need not read it again."""
     if article is None or article.state not in (State.DISCOVERED, State.EXTRACTING):
         return "skipped: not waiting for extraction"
     if article.state == State.EXTRACTING and article.extract_attempts >= MAX_ATTEMPTS:
@@ -84,6 +86,7 @@ def _extract_held(article_id: int, *, now: datetime, page: FetchResult | Excepti
         extract_attempts=F("extract_attempts") + 1,
     ):
         return "skipped: not waiting for extraction"
+    article.extract_attempts += 1
 
     feed_text = clip_text(
         html_to_text(article.content_html or article.summary_html), settings.EXTRACT_MAX_CHARS
@@ -125,7 +128,11 @@ def _extract_held(article_id: int, *, now: datetime, page: FetchResult | Excepti
         fields["text"], language=fields.get("language") or article.language, title=article.title
     )
     updated = Article.objects.filter(pk=article.pk, state=State.EXTRACTING).update(**fields)
-    return outcome if updated else "skipped: another worker finished it first"
+    if not updated:
+        return "skipped: another worker finished it first"
+    for name, value in fields.items():  # as a fresh read would give them (UTC times)
+        setattr(article, name, value.astimezone(UTC) if isinstance(value, datetime) else value)
+    return outcome
 
 
 def instruction_fields(text: str, excerpt: str) -> dict:

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from aggregator.ingest.extract import ExtractionError
 from aggregator.ingest.http import FetchError, FetchResult
-from aggregator.ingest.pages import extract_article, fetch_page
+from aggregator.ingest.pages import extract_held, fetch_page
 from aggregator.ingest.poll import PollResult, fetch_feed, ingest_feed
 from aggregator.models import Article, Source
 from aggregator.pagecache import new_content
@@ -62,19 +62,21 @@ def _fetch_feed_safely(source: Source) -> FetchResult | FetchError:
 
 def read_article(article_id: int, page: FetchResult | Exception | None = None) -> str:
     """Extract, cluster and enrich one article (what the worker tasks do, in a row),
-    holding its lease once for the three steps (each step's own hold is then free: one
-    claim and one release, not three of each, each a write)."""
+    holding its lease once for the three steps (one claim and one release, not three of
+    each, each a write) and reading the article once: each step brings the object up to
+    date with what it wrote, for the next."""
     from aggregator.ingest.leases import ARTICLE, held
-    from enrichment.service import enrich_article
-    from enrichment.stories import assign_story
+    from enrichment.service import enrich_held
+    from enrichment.stories import cluster_held
 
     with held(ARTICLE, [article_id]) as hold:
         if not hold:
             return "skipped: another worker holds it"
-        outcome = extract_article(article_id, page=page)
+        article = Article.objects.filter(pk=article_id).select_related("source", "category").first()
+        outcome = extract_held(article, now=timezone.now(), page=page)
         if not outcome.startswith("skipped"):
-            assign_story(article_id)
-            outcome += "; " + enrich_article(article_id)
+            cluster_held(article)
+            outcome += "; " + enrich_held(article, now=timezone.now())
     return outcome
 
 
