@@ -90,8 +90,11 @@ def _plain(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text or "").casefold().split())
 
 
+@functools.lru_cache(maxsize=4096)
 def why_flagged(sentence: str) -> str:
-    """The reason `sentence` is addressed to a model, or ""."""
+    """The reason `sentence` is addressed to a model, or "". Kept for the sentences in
+    hand: extraction checks each sentence twice (flagging the article, and leaving the
+    flagged ones out of its stored sentences), and a card checks them again."""
     plain = unicodedata.normalize("NFKC", sentence)
     for reason, rule in RULES:
         if rule.search(plain):

@@ -378,9 +378,14 @@ _DATE_PATTERNS = [
 ]
 
 
+_FOUR_DIGITS = re.compile(r"\d{4}")  # every date pattern has a year: four digits in a row
+
+
 def find_dates(sentence: str) -> list[FoundDate]:
     """Explicit calendar dates in a sentence, most precise first where they overlap.
     An impossible date (31 February, month 13) is no date, not even its month."""
+    if not _FOUR_DIGITS.search(sentence):
+        return []  # most sentences: no need to try the six patterns
     found: list[FoundDate] = []
     taken: list[tuple[int, int]] = []
     for pattern in _DATE_PATTERNS:
