@@ -520,7 +520,7 @@ def test_keystat_counts_follow_the_corpus_through_source_deletion_and_reclusteri
     assert not KeyStat.objects.filter(articles__gt=0).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_vector_read_once_is_kept_and_one_stored_again_is_read_again():
     """Committed for real (only committed vectors are kept): clustering the reports of
     one event reads no candidate's stored vector again; a vector stored again (a new
