@@ -95,31 +95,6 @@ def url_path(path: Path) -> str:
     return "/" + quote(path.relative_to(CORPUS).as_posix())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_tls_context():
-    """fetch() builds a fresh httpx client per call, and with it a TLS context that loads
-    the CA bundle (~30 ms, about half of this file's time); nothing here speaks TLS, so
-    for this module every client shares one context. The poll path is otherwise as is."""
-    from httpx._transports import default
-
-    build = getattr(default, "create_ssl_context", None)
-    if build is None:  # httpx moved it: slower, still correct
-        yield
-        return
-    shared = build()
-
-    def cached(verify=True, cert=None, trust_env=True):
-        return (
-            shared
-            if verify is True and cert is None
-            else build(verify=verify, cert=cert, trust_env=trust_env)
-        )
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(default, "create_ssl_context", cached)
-        yield
-
-
 @pytest.fixture(scope="module")
 def corpus_server(request):
     with LoopbackServer() as srv:

@@ -407,6 +407,64 @@ def test_it_holds_a_reused_connection_to_the_deadline_of_the_fetch_using_it(serv
     assert fetch(url, total_timeout=1).content == b"ok"
 
 
+def test_each_host_has_its_own_pool_with_the_one_ssl_context_and_old_ones_are_closed(monkeypatch):
+    """A pool per host (httpcore checks every connection of a pool each time it hands one
+    out), all with the process's one SSL context; beyond MAX_HOST_CLIENTS the least
+    recently used client no fetch is using is closed, and its host gets a new one."""
+    from aggregator.ingest import http
+
+    monkeypatch.setattr(http, "MAX_HOST_CLIENTS", 2)
+    http.close_clients()
+    servers = [LoopbackServer(host=f"127.0.0.{n}") for n in (1, 2, 3)]
+    for srv in servers:
+        srv.__enter__()
+    try:
+        urls = [srv.route("/x", Reply(200, b"ok")) for srv in servers]
+        for url in urls[:2]:
+            assert fetch(url).content == b"ok"
+        first = [entry.client for entry in http._clients.values()]
+        assert len(first) == 2
+        contexts = {id(client._transport._pool._ssl_context) for client in first}
+        assert len(contexts) == 1
+        assert fetch(urls[2]).content == b"ok"  # a third host: 127.0.0.1's client goes
+        assert [key[1] for key in http._clients] == ["127.0.0.2", "127.0.0.3"]
+        assert first[0].is_closed and not first[1].is_closed
+        assert fetch(urls[0]).content == b"ok"  # a new client for it, 127.0.0.2's closed
+        assert [key[1] for key in http._clients] == ["127.0.0.3", "127.0.0.1"]
+        assert first[1].is_closed
+    finally:
+        for srv in servers:
+            srv.__exit__(None, None, None)
+        http.close_clients()
+
+
+def test_a_client_in_use_is_never_closed_for_another_host(monkeypatch):
+    from aggregator.ingest import http
+
+    monkeypatch.setattr(http, "MAX_HOST_CLIENTS", 1)
+    http.close_clients()
+    with LoopbackServer(host="127.0.0.1") as slow, LoopbackServer(host="127.0.0.2") as quick:
+        started = threading.Event()
+
+        def late(handler):
+            started.set()
+            time.sleep(0.5)
+            return Reply(200, b"late")
+
+        slow_url, quick_url = slow.route("/s", late), quick.route("/q", Reply(200, b"ok"))
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(body=fetch(slow_url).content))
+        worker.start()
+        assert started.wait(5)
+        for _ in range(3):  # over the limit while the slow fetch runs: its client stays
+            assert fetch(quick_url).content == b"ok"
+        worker.join(10)
+        assert result == {"body": b"late"}
+        assert fetch(quick_url).content == b"ok"  # now idle, 127.0.0.1's client goes
+        assert [key[1] for key in http._clients] == ["127.0.0.2"]
+    http.close_clients()
+
+
 def test_it_keeps_cookies_of_one_fetch_away_from_the_next(server):
     url = server.route("/c", Reply(200, b"ok", {"Set-Cookie": "session=abc; Path=/"}))
     fetch(url)
