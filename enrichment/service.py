@@ -91,18 +91,32 @@ def store(
             **extra,
         }
         # The article is ours (claimed above): a card to replace is updated in place,
-        # else made; one statement either way.
-        if Insight.objects.filter(article=article).update(**fields, updated_at=timezone.now()):
-            insight = Insight.objects.get(article=article)
-        else:
-            insight = Insight.objects.create(article=article, **fields)
-        article.audiences.set(AudienceTag.objects.filter(slug__in=list(draft.audiences)))
+        # else made; one statement either way (INSERT … ON CONFLICT DO UPDATE). The
+        # card's other fields keep what they had; on the object returned they are the
+        # defaults.
+        insight = Insight(article=article, **fields)
+        Insight.objects.bulk_create(
+            [insight], update_conflicts=True, unique_fields=["article"], update_fields=[*fields, "updated_at"]
+        )
+        set_audiences(article, draft.audiences)
         if draft.category and (article.category is None or article.category.slug != draft.category):
             category = Category.objects.filter(slug=draft.category)
             Article.objects.filter(pk=article.pk).filter(Exists(category)).update(
                 category_id=Subquery(category.values("pk")[:1])
             )
     return insight
+
+
+def set_audiences(article: Article, slugs) -> None:
+    """What `article.audiences.set()` does, in two statements and a read rather than
+    four (it reads the current tags twice): the tags no longer given are deleted, the
+    new ones inserted, those it has already left alone."""
+    through = Article.audiences.through
+    tags = list(AudienceTag.objects.filter(slug__in=list(slugs)).values_list("pk", flat=True))
+    through.objects.filter(article_id=article.pk).exclude(audiencetag_id__in=tags).delete()
+    through.objects.bulk_create(
+        [through(article_id=article.pk, audiencetag_id=tag) for tag in tags], ignore_conflicts=True
+    )
 
 
 def enrich_article(
