@@ -34,11 +34,13 @@ comments and a footer — 60–90 KB each.
 from __future__ import annotations
 
 import argparse
+import atexit
 import hashlib
 import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A child process may run another tree's code (--against: the baseline of the same run).
 sys.path.insert(0, os.environ.get("BENCH_CODE", str(ROOT)))
 os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bench-ingest-")
+atexit.register(shutil.rmtree, os.environ["DATA_DIR"], ignore_errors=True)  # this process's own
 os.environ.setdefault("SECRET_KEY", "bench-ingest")
 os.environ["DJANGO_SETTINGS_MODULE"] = "aggregator.settings"
 os.environ["FETCH_ALLOWED_NETWORKS"] = "127.0.0.0/8"
@@ -69,6 +72,7 @@ import django  # noqa: E402
 
 django.setup()
 
+import baseline  # noqa: E402 (bench/baseline.py)
 import feedparser  # noqa: E402
 import trafilatura  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -420,14 +424,6 @@ def reader_installed() -> bool:
     return True
 
 
-def baseline_tree(rev: str) -> Path:
-    """The code of `rev` in a scratch directory (git archive: no worktree to clean up)."""
-    target = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
-
-
 def run_child(kind: str, code: Path, site: Site, args, *, processes: int = 1) -> dict:
     env = {**os.environ, "BENCH_CODE": str(code)}
     env.pop("DATA_DIR", None)
@@ -445,13 +441,8 @@ def contenders(args) -> list[tuple[str, Path]]:
     """This tree, after the code of --against REV (the baseline of the same run)."""
     found = [("project, this tree", ROOT)]
     if args.against:
-        rev = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        found.insert(0, (f"project at {rev} (before)", baseline_tree(args.against)))
+        rev, code = baseline.checkout(args.against)
+        found.insert(0, (f"project at {rev} (before)", code))
     return found
 
 

@@ -32,7 +32,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -153,14 +152,6 @@ def html(client, pages: list[str], out: Path, now: str) -> None:
         (out / f"{n:04d}.html").write_text(f"{response.status_code} {path}\n{body}")
 
 
-def baseline_tree(rev: str) -> Path:
-    """The code of `rev` in a scratch directory (git archive: no worktree to clean up)."""
-    target = Path(tempfile.mkdtemp(prefix="bench-render-baseline-"))
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
-
-
 def run(code: Path, job: dict, data_dir: str) -> dict:
     # The page cache on, as in production: each render is one of its misses (see get).
     env = {**os.environ, "BENCH_CODE": str(code), "DATA_DIR": data_dir, "PAGE_CACHE_SECONDS": "60"}
@@ -222,6 +213,7 @@ def main() -> None:
 
     os.environ["PAGE_CACHE_SECONDS"] = "0"
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import baseline
     from serve import DATA_DIR, load_corpus  # sets up Django on a fresh SQLite file
 
     from aggregator.models import Article, Story
@@ -242,13 +234,8 @@ def main() -> None:
         }
         contenders = {"this tree": ROOT}
         if args.against:
-            rev = subprocess.run(
-                ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            contenders = {f"before ({rev})": baseline_tree(args.against), **contenders}
+            rev, code = baseline.checkout(args.against)
+            contenders = {f"before ({rev})": code, **contenders}
         load = os.getloadavg()
         results: dict[str, list[dict]] = {name: [] for name in contenders}
         for n in range(args.rounds):
@@ -265,9 +252,6 @@ def main() -> None:
             check_html(contenders, DATA_DIR, args)
     finally:
         shutil.rmtree(DATA_DIR, ignore_errors=True)
-        for code in contenders.values() if args.against else ():
-            if code != ROOT:
-                shutil.rmtree(code, ignore_errors=True)
 
 
 def report(paths: dict[str, list], results: dict[str, list[dict]], load: list[float], args) -> None:
