@@ -324,34 +324,40 @@ def test_with_no_bound_a_new_article_shows_at_once(reader, demo, settings):
     assert "Shown at the next request" in reader.get("/").content.decode()
 
 
-def test_concurrent_misses_render_the_page_once(demo, settings):
-    """Eight readers ask for the front page at the same moment, right after a change
-    (a cold key): one renders it, the others wait for that render or find it stored."""
+def front_pages_at_once(count: int) -> list:
+    """`count` readers, each with its own client and database connection, ask for the
+    front page at the same instant (a barrier); their responses, in the order they came."""
     import threading
 
     from django.db import connections
 
-    settings.PAGE_FRESH_SECONDS = 0
-    settings.PAGE_RENDER_WAIT = 60  # however loaded the machine, the waiters outwait the render
-    Article.objects.filter(pk=Article.objects.first().pk).update(is_featured=True)
-    current_generation()  # (both rows exist: readers only read)
-    start = threading.Barrier(8)
-    results: list[tuple[str, bytes]] = []
+    start = threading.Barrier(count)
+    responses = []
 
     def read() -> None:
         try:
             client = Client()
             start.wait()
-            response = client.get("/")
-            results.append((response["X-Cache"], response.content))
+            responses.append(client.get("/"))
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=read) for _ in range(8)]
+    threads = [threading.Thread(target=read) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    return responses
+
+
+def test_concurrent_misses_render_the_page_once(demo, settings):
+    """Eight readers ask for the front page at the same moment, right after a change
+    (a cold key): one renders it, the others wait for that render or find it stored."""
+    settings.PAGE_FRESH_SECONDS = 0
+    settings.PAGE_RENDER_WAIT = 60  # however loaded the machine, the waiters outwait the render
+    Article.objects.filter(pk=Article.objects.first().pk).update(is_featured=True)
+    current_generation()  # (both rows exist: readers only read)
+    results = [(response["X-Cache"], response.content) for response in front_pages_at_once(8)]
     outcomes = sorted(outcome for outcome, _ in results)
     assert len(results) == 8
     assert outcomes.count("MISS") == 1, outcomes  # rendered once
@@ -362,10 +368,7 @@ def test_concurrent_misses_render_the_page_once(demo, settings):
 def test_concurrent_readers_get_the_previous_copy_while_new_content_renders(demo, settings):
     """After new content only, the one request that renders holds the lock; the others
     are served the previous copy at once (STALE), not made to wait."""
-    import threading
     import time
-
-    from django.db import connections
 
     settings.PAGE_FRESH_SECONDS = 1
     settings.PAGE_RENDER_WAIT = 60
@@ -373,23 +376,10 @@ def test_concurrent_readers_get_the_previous_copy_while_new_content_renders(demo
 
     add_article("Arrived while readers were reading")
     time.sleep(1.1)  # past the bound: the copy is due for a render
-    start = threading.Barrier(6)
-    results: list[tuple[str, bool]] = []
-
-    def read() -> None:
-        try:
-            client = Client()
-            start.wait()
-            response = client.get("/")
-            results.append((response["X-Cache"], b"Arrived while readers were reading" in response.content))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=read) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = [
+        (response["X-Cache"], b"Arrived while readers were reading" in response.content)
+        for response in front_pages_at_once(6)
+    ]
     assert len(results) == 6
     outcomes = [outcome for outcome, _ in results]
     assert outcomes.count("MISS") == 1, outcomes
